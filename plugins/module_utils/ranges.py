@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ranges of subordinate IDs: validation, merging, subtraction and overlap search.
+
+Pure logic, shared by the controller-side allocator and the host modules. A range is
+``start .. start+count-1``; internally intervals are half-open ``[start, end)``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import re
+
+# uid_t is 32 bits and (uid_t)-1 = 4294967295 means "no ID", so the last usable ID is
+# 4294967294 and an exclusive end may be at most 4294967295.
+ID_LIMIT = 4294967295
+DEFAULT_FLOOR = 1000
+DEFAULT_BLOCK_SIZE = 65536
+
+# Names safe in /etc/subuid and in the ledger: no ':' or newline can ever be injected.
+# Same shape as shadow's default NAME_REGEX plus numeric UIDs and a trailing '$'.
+OWNER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?\Z")
+
+
+class RangeError(ValueError):
+    """A range, pool or owner that is not acceptable; the message says which and why."""
+
+
+class IdRange(collections.namedtuple("IdRange", "start count")):
+    """``count`` IDs from ``start``."""
+
+    __slots__ = ()
+
+    @property
+    def end(self):
+        """Exclusive end."""
+        return self.start + self.count
+
+    @property
+    def last(self):
+        return self.start + self.count - 1
+
+    def overlaps(self, other):
+        return self.start < other.start + other.count and other.start < self.start + self.count
+
+    def contains_id(self, some_id):
+        return self.start <= some_id < self.start + self.count
+
+    def __str__(self):
+        return "%d-%d (%d IDs)" % (self.start, self.last, self.count)
+
+
+def check_owner_name(name, what="owner"):
+    """Return ``name`` if it is safe to write; raise RangeError otherwise."""
+    if not isinstance(name, str) or not OWNER_NAME_RE.match(name):
+        raise RangeError(
+            "%s name %r is not allowed: use 1-32 characters from letters, digits, '_', '.', '-' "
+            "(optionally ending in '$'), not starting with '.' or '-'" % (what, name)
+        )
+    return name
+
+
+def to_int(value, what):
+    """An integer from an int or a string of digits; bool and others are refused."""
+    if isinstance(value, bool):
+        raise RangeError("%s must be an integer, got %r" % (what, value))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise RangeError("%s must be an integer, got %r" % (what, value))
+
+
+def make_range(start, count, what="range"):
+    """A checked IdRange: count >= 1 and the whole range inside the 32-bit ID space."""
+    start = to_int(start, "%s start" % what)
+    count = to_int(count, "%s count" % what)
+    if count < 1:
+        raise RangeError("%s count must be at least 1, got %d" % (what, count))
+    if start < 0 or start + count > ID_LIMIT:
+        raise RangeError(
+            "%s %d+%d leaves the 32-bit ID space (IDs 0-%d)" % (what, start, count, ID_LIMIT - 1)
+        )
+    return IdRange(start, count)
+
+
+def merge(intervals):
+    """Sorted, merged half-open ``(start, end)`` pairs from any iterable of pairs."""
+    merged = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def subtract(intervals, holes):
+    """``intervals`` minus ``holes``; both are (start, end) pairs, result sorted and merged."""
+    result = []
+    holes = merge(holes)
+    h = 0
+    for start, end in merge(intervals):
+        while h < len(holes) and holes[h][1] <= start:
+            h += 1
+        i = h
+        cur = start
+        while i < len(holes) and holes[i][0] < end:
+            if holes[i][0] > cur:
+                result.append((cur, holes[i][0]))
+            cur = max(cur, holes[i][1])
+            i += 1
+        if cur < end:
+            result.append((cur, end))
+    return result
+
+
+def find_overlaps(items, key=lambda item: item):
+    """Pairs of items whose ranges overlap.
+
+    ``key(item)`` gives an IdRange. A sweep by start keeps the ranges still open at the
+    sweep position, so without overlaps it is O(n log n).
+    """
+    pairs = []
+    ordered = sorted(items, key=lambda item: (key(item).start, key(item).count))
+    active = []  # items whose range is still open at the sweep position
+    for item in ordered:
+        rng = key(item)
+        active = [other for other in active if key(other).end > rng.start]
+        for other in active:
+            pairs.append((other, item))
+        active.append(item)
+    return pairs

@@ -1,0 +1,78 @@
+"""Shared pytest set-up: the checkout importable as ansible_collections.fleetid.subid,
+and helpers that run the collection's modules through a real ansible-playbook."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parent.parent
+COLLECTIONS = TOP / ".collections"
+sys.path.insert(0, str(COLLECTIONS))
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="false",
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(path, *args, inventory="localhost,", env=None, check=True):
+    """Run ansible-playbook; return the CompletedProcess (output in .stdout)."""
+    cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", inventory, str(path), *args]
+    proc = subprocess.run(cmd, env=ansible_env(**(env or {})), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError("ansible-playbook failed (%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """Run one module (or action) task on localhost through ansible-playbook.
+
+    Returns the registered result as a dict, failures included (result["failed"]).
+    """
+
+    def run(name, args, check_mode=False, diff=False, become_env=None):
+        out = tmp_path / ("result-%d.json" % len(list(tmp_path.glob("result-*.json"))))
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(textwrap.dedent("""\
+            - hosts: localhost
+              connection: local
+              gather_facts: false
+              tasks:
+                - name: Module under test
+                  {name}: "{{{{ module_args }}}}"
+                  register: result
+                  ignore_errors: true
+                - name: Save the result
+                  ansible.builtin.copy:
+                    content: "{{{{ result | to_json }}}}"
+                    dest: {out}
+                  check_mode: false
+                  diff: false
+            """).format(name=name, out=out))
+        extra = tmp_path / "args.json"
+        extra.write_text(json.dumps({"module_args": args}))
+        flags = ["-e", "@%s" % extra]
+        if check_mode:
+            flags.append("--check")
+        if diff:
+            flags.append("--diff")
+        run_playbook(playbook, *flags, env=become_env)
+        return json.loads(out.read_text())
+
+    return run
