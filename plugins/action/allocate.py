@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin fleetid.subid.allocate: runs on the controller, never on the host."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
+    AllocationError,
+    parse_owners,
+    parse_pool,
+    plan,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import (
+    LedgerError,
+    parse,
+    render,
+    render_block,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import (
+    LedgerLockTimeout,
+    LedgerStore,
+)
+
+_RANGE_SPEC = {
+    "start": {"type": "int", "required": True},
+    "count": {"type": "int", "required": True},
+}
+
+ARGUMENT_SPEC = {
+    "ledger": {"type": "path", "required": True},
+    "pool": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "ranges": {"type": "list", "elements": "dict", "required": True, "options": _RANGE_SPEC},
+            "reserved": {"type": "list", "elements": "dict", "default": [], "options": _RANGE_SPEC},
+            "block_size": {"type": "int", "default": 65536},
+            "floor": {"type": "int", "default": 1000},
+        },
+    },
+    "owners": {"type": "list", "elements": "raw", "required": True},
+    "lock_timeout": {"type": "float", "default": 60.0},
+}
+
+
+def _block_dict(block):
+    return {"owner": block.owner, "scope": block.scope, "start": block.start, "count": block.count}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        host = (task_vars or {}).get("inventory_hostname", "localhost")
+        today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        store = LedgerStore(args["ledger"], args["lock_timeout"])
+        result["ledger"] = store.path
+
+        try:
+            pool = parse_pool(args["pool"])
+            requests = parse_owners(args["owners"], pool)
+            # Lock-free first look: a host whose owners are all allocated takes no lock.
+            current = parse(store.read(), store.path)
+            outcome = plan(current, pool, requests, host, today)
+            if outcome.changed and not self._task.check_mode:
+                with store.locked():
+                    current = parse(store.read(), store.path)
+                    outcome = plan(current, pool, requests, host, today)
+                    if outcome.changed:
+                        store.write(render(outcome.blocks))
+        except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        except OSError as exc:
+            result.update(failed=True, msg="ledger %s: %s" % (store.path, exc))
+            return result
+
+        entries = [
+            {"name": name, "start": rng.start, "count": rng.count}
+            for name, ranges in outcome.entries.items()
+            for rng in ranges
+        ]
+        result.update(
+            changed=outcome.changed,
+            subuid=entries,
+            subgid=[dict(entry) for entry in entries],
+            allocated=[_block_dict(b) for b in outcome.added],
+            reactivated=[_block_dict(b) for b in outcome.reactivated],
+            released=[_block_dict(b) for b in outcome.released],
+            reclaimed=[_block_dict(b) for b in outcome.reclaimed],
+        )
+        if self._task.diff and outcome.changed:
+            result["diff"] = self._diff(store.path, current, outcome)
+        return result
+
+    @staticmethod
+    def _diff(path, before_blocks, outcome):
+        """Only the ledger lines this call touches: the ledger may hold 50,000 blocks."""
+        changed = outcome.added + outcome.reactivated + outcome.released + outcome.reclaimed
+        starts = {b.start for b in changed}
+
+        def lines(blocks):
+            return "".join(render_block(b) + "\n"
+                           for b in sorted(blocks, key=lambda b: b.start) if b.start in starts)
+
+        return {
+            "before_header": path,
+            "after_header": path,
+            "before": lines(before_blocks),
+            "after": lines(outcome.blocks),
+        }

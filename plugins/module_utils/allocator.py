@@ -1,0 +1,294 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Allocation of subordinate ID blocks from a pool, recorded in the ledger.
+
+Pure logic: ``plan()`` takes the ledger's blocks, the pool and one host's owner
+requests and returns what changes, without touching any file. The rules:
+
+- A block is sticky: once given it is never moved or shrunk.
+- A larger request adds a further block for that owner; a smaller one changes nothing.
+- Scope ``fleet`` gives an owner the same blocks on every host; scope ``host`` gives a
+  block that belongs to one host.
+- IDs below the floor, 0, reserved ranges and every block in the ledger (active or
+  quarantined) are never handed out. New blocks start on a multiple of ``block_size``
+  counted from the start of their pool range, first fit, new owners in sorted order.
+- ``released`` moves an owner's blocks to quarantine; ``reclaimed`` deletes quarantined
+  blocks so their IDs return to the pool. An owner asked for again gets its quarantined
+  blocks back (the files on disk in that range are its own).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bisect
+import collections
+
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import (
+    FLEET,
+    Block,
+    host_scope,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_FLOOR,
+    ID_LIMIT,
+    IdRange,
+    RangeError,
+    check_owner_name,
+    find_overlaps,
+    make_range,
+    subtract,
+    to_int,
+)
+
+OWNER_STATES = ("present", "released", "reclaimed")
+OWNER_SCOPES = ("fleet", "host")
+
+
+class AllocationError(ValueError):
+    """The request cannot be met; nothing is to be written. The message says why."""
+
+
+Pool = collections.namedtuple("Pool", "ranges reserved block_size floor")
+Request = collections.namedtuple("Request", "name count scope state")
+
+
+class Plan(
+    collections.namedtuple("Plan", "blocks added reactivated released reclaimed entries")
+):
+    """The outcome of ``plan()``.
+
+    ``blocks`` is the whole ledger afterwards; ``added``/``reactivated``/``released``/
+    ``reclaimed`` list the blocks each change touched; ``entries`` maps each present
+    owner to its ranges, in request order.
+    """
+
+    __slots__ = ()
+
+    @property
+    def changed(self):
+        return bool(self.added or self.reactivated or self.released or self.reclaimed)
+
+
+def parse_pool(spec):
+    """A checked Pool from the ``pool`` option (a dict)."""
+    if not isinstance(spec, dict):
+        raise RangeError("pool must be a mapping with 'ranges' (and optionally 'reserved', "
+                         "'block_size', 'floor')")
+    unknown = sorted(set(spec) - {"ranges", "reserved", "block_size", "floor"})
+    if unknown:
+        raise RangeError("pool has unknown key(s): %s" % ", ".join(unknown))
+    floor = to_int(spec.get("floor", DEFAULT_FLOOR), "pool floor")
+    if floor < 1:
+        raise RangeError("pool floor must be at least 1: ID 0 is root and is never handed out")
+    block_size = to_int(spec.get("block_size", DEFAULT_BLOCK_SIZE), "pool block_size")
+    if block_size < 1:
+        raise RangeError("pool block_size must be at least 1")
+
+    def ranges_of(key, required):
+        items = spec.get(key) or []
+        if not isinstance(items, list) or (required and not items):
+            raise RangeError("pool %s must be a non-empty list of {start, count}" % key
+                             if required else "pool %s must be a list of {start, count}" % key)
+        result = []
+        for i, item in enumerate(items):
+            what = "pool %s[%d]" % (key, i)
+            if not isinstance(item, dict) or set(item) != {"start", "count"}:
+                raise RangeError("%s must be a mapping with exactly start and count, got %r"
+                                 % (what, item))
+            result.append(make_range(item["start"], item["count"], what))
+        return result
+
+    ranges = ranges_of("ranges", True)
+    reserved = ranges_of("reserved", False)
+    for rng in ranges:
+        if rng.start < floor:
+            raise RangeError("pool range %s reaches below the floor %d (IDs below it belong to "
+                             "the system)" % (rng, floor))
+    overlapping = find_overlaps(ranges)
+    if overlapping:
+        raise RangeError("pool ranges overlap: %s and %s" % overlapping[0])
+    return Pool(sorted(ranges), sorted(reserved), block_size, floor)
+
+
+def parse_owners(owners, pool):
+    """Checked Requests from the ``owners`` option: names, or dicts."""
+    if not isinstance(owners, list):
+        raise RangeError("owners must be a list of names or {name, count, scope, state}")
+    requests = []
+    seen = set()
+    for item in owners:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise RangeError("each owner must be a name or a mapping with 'name', got %r" % (item,))
+        unknown = sorted(set(item) - {"name", "count", "scope", "state"})
+        if unknown:
+            raise RangeError("owner %r has unknown key(s): %s" % (item["name"], ", ".join(unknown)))
+        name = check_owner_name(item["name"])
+        count = item.get("count")
+        count = pool.block_size if count is None else to_int(count, "count of owner %r" % name)
+        if count < 1:
+            raise RangeError("count of owner %r must be at least 1" % name)
+        scope = item.get("scope") or "fleet"
+        if scope not in OWNER_SCOPES:
+            raise RangeError("scope of owner %r must be fleet or host, got %r" % (name, scope))
+        state = item.get("state") or "present"
+        if state not in OWNER_STATES:
+            raise RangeError("state of owner %r must be one of %s, got %r"
+                             % (name, ", ".join(OWNER_STATES), state))
+        if (name, scope) in seen:
+            raise RangeError("owner %r (scope %s) is listed twice" % (name, scope))
+        seen.add((name, scope))
+        requests.append(Request(name, count, scope, state))
+    return requests
+
+
+class FreeSpace:
+    """Free IDs of the pool as sorted intervals ``[start, end)``, each with the start of
+    its pool range (the origin of alignment)."""
+
+    def __init__(self, pool, taken):
+        self.block_size = pool.block_size
+        holes = [(r.start, r.end) for r in pool.reserved]
+        holes.append((0, pool.floor))
+        holes.extend(taken)
+        self.starts = []
+        self.intervals = []  # [start, end, origin]
+        for rng in pool.ranges:
+            for start, end in subtract([(rng.start, rng.end)], holes):
+                self.starts.append(start)
+                self.intervals.append([start, end, rng.start])
+        order = sorted(range(len(self.starts)), key=self.starts.__getitem__)
+        self.starts = [self.starts[i] for i in order]
+        self.intervals = [self.intervals[i] for i in order]
+        # First-fit only ever moves up: remember where the last search for a size ended.
+        self._hint = {}
+
+    def _aligned(self, start, origin):
+        offset = (start - origin) % self.block_size
+        return start if offset == 0 else start + self.block_size - offset
+
+    def take(self, count):
+        """Start of the first aligned free run of ``count`` IDs (removed), or None."""
+        i = bisect.bisect_left(self.starts, self._hint.get(count, 0))
+        if i and self.intervals[i - 1][1] > self._hint.get(count, 0):
+            i -= 1
+        while i < len(self.intervals):
+            start, end, origin = self.intervals[i]
+            candidate = self._aligned(start, origin)
+            if candidate + count <= end:
+                self._hint[count] = candidate
+                self._remove(i, candidate, candidate + count)
+                return candidate
+            i += 1
+        self._hint[count] = ID_LIMIT
+        return None
+
+    def _remove(self, i, start, end):
+        begin, finish, origin = self.intervals[i]
+        pieces = [(s, e) for s, e in ((begin, start), (end, finish)) if e > s]
+        self.intervals[i:i + 1] = [[s, e, origin] for s, e in pieces]
+        self.starts[i:i + 1] = [s for s, _ in pieces]
+
+    def largest_run(self):
+        """The largest aligned free run as an IdRange, or None when nothing is free."""
+        best = None
+        for start, end, origin in self.intervals:
+            candidate = self._aligned(start, origin)
+            if candidate < end and (best is None or end - candidate > best.count):
+                best = IdRange(candidate, end - candidate)
+        return best
+
+
+def check_blocks_against_pool(blocks, pool):
+    """Invariant 2 on the ledger as read: nothing below the floor or in a reserved range."""
+    problems = []
+    for b in blocks:
+        if b.start < pool.floor:
+            problems.append("%s reaches below the floor %d" % (b.where(), pool.floor))
+        for res in pool.reserved:
+            if b.range.overlaps(res):
+                problems.append("%s overlaps reserved range %s" % (b.where(), res))
+    if problems:
+        raise AllocationError("ledger blocks conflict with the pool, nothing was written:\n  "
+                              + "\n  ".join(problems))
+
+
+def plan(blocks, pool, requests, host, today):
+    """What the ledger becomes after serving ``requests`` for ``host``.
+
+    ``blocks``: the ledger's current blocks; ``pool``: a Pool; ``requests``: Requests;
+    ``today``: the date string recorded on new and released blocks.
+    """
+    check_blocks_against_pool(blocks, pool)
+    by_key = collections.defaultdict(list)
+    for b in blocks:
+        by_key[b.key].append(b)
+
+    removed = set()  # indexes into ``blocks`` of reclaimed blocks
+    replaced = {}  # id(block) -> new version (reactivated or released)
+    added, reactivated, released, reclaimed = [], [], [], []
+    wanted = []  # (request, key, count still to allocate)
+    index_of = {id(b): i for i, b in enumerate(blocks)}
+
+    for req in requests:
+        key = (req.name, FLEET if req.scope == "fleet" else host_scope(host))
+        mine = by_key.get(key, [])
+        if req.state == "present":
+            for b in mine:
+                if b.state == "quarantined":
+                    new = b._replace(state="active", released=None)
+                    replaced[id(b)] = new
+                    reactivated.append(new)
+            have = sum(b.count for b in mine)
+            wanted.append((req, key, max(0, req.count - have)))
+        elif req.state == "released":
+            for b in mine:
+                if b.state == "active":
+                    new = b._replace(state="quarantined", released=today)
+                    replaced[id(b)] = new
+                    released.append(new)
+        else:  # reclaimed
+            active = [b for b in mine if b.state == "active"]
+            if active:
+                raise AllocationError(
+                    "owner %r (%s) still has active blocks (%s): release it before reclaiming"
+                    % (req.name, key[1], ", ".join(str(b.range) for b in active)))
+            for b in mine:
+                removed.add(index_of[id(b)])
+                reclaimed.append(b)
+
+    # New blocks, in sorted owner order so one call's result does not depend on the
+    # order owners were listed in.
+    pending = sorted((w for w in wanted if w[2] > 0), key=lambda w: (w[1], w[0].count))
+    new_by_key = collections.defaultdict(list)
+    if pending:
+        # Quarantined blocks stay taken; reclaimed ones are free again.
+        taken = [(b.start, b.end) for i, b in enumerate(blocks) if i not in removed]
+        free = FreeSpace(pool, taken)
+        for req, key, need in pending:
+            start = free.take(need)
+            if start is None:
+                largest = free.largest_run()
+                raise AllocationError(
+                    "pool exhausted: cannot allocate %d IDs for owner %r (scope %s); the largest "
+                    "free run is %s, nothing was written"
+                    % (need, req.name, key[1], largest if largest else "none (the pool is full)"))
+            block = Block(req.name, key[1], start, need, "active", today, None, 0)
+            added.append(block)
+            new_by_key[key].append(block)
+
+    result = [replaced.get(id(b), b) for i, b in enumerate(blocks) if i not in removed]
+    result.extend(added)
+
+    # One owner may hold a fleet block and a host block: both go into its entries.
+    entries = collections.OrderedDict()
+    for req, key, _ in wanted:
+        mine = [replaced.get(id(b), b) for b in by_key.get(key, [])] + new_by_key.get(key, [])
+        entries.setdefault(req.name, []).extend(IdRange(b.start, b.count) for b in mine)
+    for ranges in entries.values():
+        ranges.sort()
+    return Plan(result, added, reactivated, released, reclaimed, entries)

@@ -1,0 +1,262 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ledger: every subordinate ID block handed out from the pool, as YAML text.
+
+One block a line, sorted by start, so a git diff of the ledger reads as "who got what":
+
+    version: 1
+    blocks:
+    - {owner: "alice", scope: "fleet", start: 100000, count: 65536, state: active, allocated: 2026-11-24}
+
+A block applies to both /etc/subuid and /etc/subgid. ``scope`` is ``fleet`` (the same
+block on every host) or ``host:NAME`` (a block for one host only). ``state`` is
+``active`` or ``quarantined`` (released: its IDs may still own files on disk, so it is
+never handed to anyone else until it is explicitly reclaimed).
+
+Loading is strict: a hand edit that breaks the syntax or makes blocks overlap is refused
+with the offending lines named. Lines in the canonical form above are read by a fast
+line parser; anything else falls back to a full YAML parse.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import re
+
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
+    ID_LIMIT,
+    IdRange,
+    RangeError,
+    check_owner_name,
+    find_overlaps,
+)
+
+FORMAT_VERSION = 1
+STATES = ("active", "quarantined")
+FLEET = "fleet"
+HOST_PREFIX = "host:"
+HOST_NAME_RE = re.compile(r"\A[A-Za-z0-9_.:@\[\]-]{1,253}\Z")
+DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+
+HEADER = (
+    "# fleetid.subid ledger: subordinate ID blocks handed out from the pool.\n"
+    "# Written by fleetid.subid.allocate: one block a line, sorted by start. A block is used\n"
+    "# for both /etc/subuid and /etc/subgid. Quarantined blocks are released but never\n"
+    "# reused until reclaimed: their IDs may still own files on disk.\n"
+)
+
+_CANONICAL_LINE = re.compile(
+    r'- \{owner: "([^"\\]*)", scope: "([^"\\]*)", start: (\d+), count: (\d+), '
+    r"state: (active|quarantined), allocated: (\d{4}-\d\d-\d\d)"
+    r"(?:, released: (\d{4}-\d\d-\d\d))?\}"
+)
+
+
+class LedgerError(ValueError):
+    """The ledger text is unusable; the message names the lines at fault."""
+
+
+class Block(
+    collections.namedtuple("Block", "owner scope start count state allocated released line")
+):
+    """One ledger record. ``line`` is where it was read (0 for new blocks)."""
+
+    __slots__ = ()
+
+    @property
+    def range(self):
+        return IdRange(self.start, self.count)
+
+    @property
+    def end(self):
+        return self.start + self.count
+
+    @property
+    def key(self):
+        return (self.owner, self.scope)
+
+    def where(self):
+        """How to name this block in a message."""
+        place = "line %d" % self.line if self.line else "new block"
+        return "%s: %s (%s) %s" % (place, self.owner, self.scope, self.range)
+
+
+def host_scope(host):
+    if not isinstance(host, str) or not HOST_NAME_RE.match(host):
+        raise RangeError("host name %r cannot be used as a ledger scope" % (host,))
+    return HOST_PREFIX + host
+
+
+def check_scope(scope):
+    if scope == FLEET:
+        return scope
+    if isinstance(scope, str) and scope.startswith(HOST_PREFIX):
+        host_scope(scope[len(HOST_PREFIX):])
+        return scope
+    raise RangeError("scope must be 'fleet' or 'host:NAME', got %r" % (scope,))
+
+
+def render_block(block):
+    line = '- {owner: "%s", scope: "%s", start: %d, count: %d, state: %s, allocated: %s' % (
+        block.owner,
+        block.scope,
+        block.start,
+        block.count,
+        block.state,
+        block.allocated,
+    )
+    if block.released:
+        line += ", released: %s" % block.released
+    return line + "}"
+
+
+def render(blocks):
+    """The canonical ledger text for ``blocks``."""
+    ordered = sorted(blocks, key=lambda b: (b.start, b.count))
+    if not ordered:
+        return HEADER + "version: %d\nblocks: []\n" % FORMAT_VERSION
+    lines = [HEADER + "version: %d\nblocks:" % FORMAT_VERSION]
+    lines.extend(render_block(b) for b in ordered)
+    return "\n".join(lines) + "\n"
+
+
+def parse(text, source="ledger"):
+    """Blocks from ledger text, validated (syntax, fields, no overlaps).
+
+    An empty text is an empty ledger.
+    """
+    if not text.strip():
+        return []
+    blocks = _parse_canonical(text)
+    if blocks is None:
+        blocks = _parse_yaml(text, source)
+    validate(blocks, source)
+    return blocks
+
+
+def _parse_canonical(text):
+    """Fast path for text in the exact form ``render`` writes; None if it is not."""
+    lines = text.split("\n")
+    blocks = []
+    seen_version = seen_blocks = False
+    match = _CANONICAL_LINE.fullmatch
+    append = blocks.append
+    for number, line in enumerate(lines, 1):
+        m = match(line)
+        if m is not None:
+            if not seen_blocks:
+                return None
+            owner, scope, start, count, state, allocated, released = m.groups()
+            append(Block(owner, scope, int(start), int(count), state, allocated, released, number))
+        elif not line or line.startswith("#"):
+            continue
+        elif line == "version: %d" % FORMAT_VERSION and not seen_version:
+            seen_version = True
+        elif line in ("blocks:", "blocks: []") and seen_version and not seen_blocks:
+            seen_blocks = True
+        else:
+            return None
+    if not (seen_version and seen_blocks):
+        return None
+    return blocks
+
+
+def _parse_yaml(text, source):
+    """Slow path: any YAML with the ledger's shape, with line numbers kept."""
+    import yaml  # only needed for hand-edited, non-canonical ledgers
+
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise LedgerError("%s is not valid YAML%s: %s" % (source, where, problem))
+    if root is None:
+        return []
+
+    def fail(node, message):
+        raise LedgerError("%s line %d: %s" % (source, node.start_mark.line + 1, message))
+
+    if not isinstance(root, yaml.MappingNode):
+        fail(root, "the ledger must be a mapping with 'version' and 'blocks'")
+    top = {}
+    for key_node, value_node in root.value:
+        top[key_node.value] = value_node
+    unknown = sorted(set(top) - {"version", "blocks"})
+    if unknown:
+        fail(root, "unknown top-level key(s): %s" % ", ".join(unknown))
+    if "version" not in top or top["version"].value != str(FORMAT_VERSION):
+        fail(root, "'version: %d' is required (this collection reads ledger format %d)"
+             % (FORMAT_VERSION, FORMAT_VERSION))
+    blocks_node = top.get("blocks")
+    if blocks_node is None or not isinstance(blocks_node, yaml.SequenceNode):
+        fail(blocks_node or root, "'blocks' must be a list")
+
+    blocks = []
+    for item in blocks_node.value:
+        if not isinstance(item, yaml.MappingNode):
+            fail(item, "each block must be a mapping")
+        fields = {}
+        for key_node, value_node in item.value:
+            if not isinstance(value_node, yaml.ScalarNode):
+                fail(value_node, "%s must be a single value" % key_node.value)
+            fields[key_node.value] = value_node.value
+        blocks.append(_block_from_fields(fields, item.start_mark.line + 1, source))
+    return blocks
+
+
+def _block_from_fields(fields, line, source):
+    def bad(message):
+        raise LedgerError("%s line %d: %s" % (source, line, message))
+
+    required = ("owner", "scope", "start", "count", "state", "allocated")
+    missing = [k for k in required if k not in fields]
+    if missing:
+        bad("block is missing %s" % ", ".join(missing))
+    unknown = sorted(set(fields) - set(required) - {"released"})
+    if unknown:
+        bad("unknown field(s) %s" % ", ".join(unknown))
+    for number_field in ("start", "count"):
+        if not fields[number_field].isdigit():
+            bad("%s must be a whole number, got %r" % (number_field, fields[number_field]))
+    return Block(
+        fields["owner"],
+        fields["scope"],
+        int(fields["start"]),
+        int(fields["count"]),
+        fields["state"],
+        fields["allocated"],
+        fields.get("released") or None,
+        line,
+    )
+
+
+def validate(blocks, source="ledger"):
+    """Refuse bad fields and overlapping blocks, naming every line at fault."""
+    problems = []
+    for b in blocks:
+        try:
+            check_owner_name(b.owner)
+            check_scope(b.scope)
+        except RangeError as exc:
+            problems.append("line %d: %s" % (b.line, exc))
+        if b.count < 1:
+            problems.append("line %d: count must be at least 1" % b.line)
+        if b.start < 1 or b.start + b.count > ID_LIMIT:
+            problems.append("line %d: %s leaves the ID space 1-%d" % (b.line, b.range, ID_LIMIT - 1))
+        if b.state not in STATES:
+            problems.append("line %d: state must be active or quarantined, got %r" % (b.line, b.state))
+        if not DATE_RE.match(str(b.allocated)):
+            problems.append("line %d: allocated must be a date YYYY-MM-DD" % b.line)
+        if b.released is not None and not DATE_RE.match(str(b.released)):
+            problems.append("line %d: released must be a date YYYY-MM-DD" % b.line)
+        if b.state == "quarantined" and not b.released:
+            problems.append("line %d: a quarantined block needs its released date" % b.line)
+    for first, second in find_overlaps(blocks, key=lambda b: b.range):
+        problems.append("blocks overlap: %s and %s" % (first.where(), second.where()))
+    if problems:
+        raise LedgerError("%s refused, nothing was written:\n  %s" % (source, "\n  ".join(problems)))

@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This file only documents the action plugin plugins/action/allocate.py, which does the work.
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: allocate
+short_description: Allocate fleet-wide subordinate UID/GID blocks from a central ledger
+version_added: 0.1.0
+description:
+  - Hands each owner a block of subordinate IDs from a pool and records it in a ledger
+    file that lives with the inventory (keep it in git). Returns this host's entries for
+    C(/etc/subuid) and C(/etc/subgid), ready for M(fleetid.subid.subid).
+  - Runs on the controller only; it never connects to the host.
+  - Blocks are sticky. Once given, a block is never moved or shrunk. A larger O(owners[].count)
+    adds a further block for that owner, which rootless Podman uses together with the first.
+  - Owners in scope C(fleet) get the same blocks on every host. Owners in scope C(host) get a
+    block of their own on each host, for example C(kubelet) or C(containers).
+  - No block ever contains ID 0, an ID below O(pool.floor), a O(pool.reserved) ID, or an ID of
+    another block in the ledger, active or quarantined.
+  - New blocks start on a multiple of O(pool.block_size), counted from the start of their
+    pool range, at the lowest free place. New owners in one call are allocated in sorted
+    name order, so one call's result does not depend on the order of O(owners).
+  - Safe under forks and under several C(ansible-playbook) processes sharing one ledger. An
+    allocation holds an exclusive lock on C(<ledger>.lock) while it reads, allocates and
+    writes, and replaces the ledger atomically. A call whose owners are all allocated reads
+    the ledger without taking the lock.
+  - The ledger is YAML, one block per line, sorted by start. It is checked on every read;
+    a syntax error, a bad field, overlapping blocks, or a block in a reserved range or below
+    the floor is refused with the lines named, and nothing is written.
+  - Every block serves as both the subuid and the subgid range of its owner, so RV(subuid)
+    and RV(subgid) are equal. The kubelet requires identical ranges, and audits stay simple.
+author:
+  - fleetid.subid maintainers
+options:
+  ledger:
+    description:
+      - Path of the ledger file on the controller, for example C({{ inventory_dir }}/subid-ledger.yml).
+      - A missing file is an empty ledger and is created on the first allocation. Its folder must exist.
+      - The lock file C(<ledger>.lock) is created beside it. Keep the lock file out of version control.
+    type: path
+    required: true
+  pool:
+    description: Where blocks come from.
+    type: dict
+    required: true
+    suboptions:
+      ranges:
+        description:
+          - The ranges to allocate from, each C({start, count}). They must not overlap or reach below O(pool.floor).
+          - Keep them below 2^31. Some programs treat larger IDs as negative numbers.
+          - Keep them away from UIDs and GIDs that any host or directory service uses.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          start:
+            description: First ID of the range.
+            type: int
+            required: true
+          count:
+            description: Number of IDs in the range.
+            type: int
+            required: true
+      reserved:
+        description:
+          - Ranges never to allocate from, each C({start, count}). Examples are directory-service
+            ID ranges, FreeIPA ranges, and the systemd-nspawn container window.
+          - Adding a reserved range that covers an existing block is an error that names the block.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          start:
+            description: First ID of the reserved range.
+            type: int
+            required: true
+          count:
+            description: Number of IDs in the reserved range.
+            type: int
+            required: true
+      block_size:
+        description:
+          - Default count for an owner without O(owners[].count), and the alignment of every new block.
+        type: int
+        default: 65536
+      floor:
+        description:
+          - Lowest ID that may ever be allocated. It must be at least 1, because ID 0 is root.
+          - IDs below 1000 belong to system accounts.
+        type: int
+        default: 1000
+  owners:
+    description:
+      - The owners this host needs. Each item is a name, or a mapping with the keys below.
+      - An owner name is 1 to 32 characters from letters, digits, V(_), V(.) and V(-), with an
+        optional final V($). A name cannot add a line to C(/etc/subuid).
+    type: list
+    elements: raw
+    required: true
+    suboptions:
+      name:
+        description: User name, or numeric UID, that owns the block.
+        type: str
+        required: true
+      count:
+        description:
+          - Total number of IDs this owner needs, for example V(4194304) for images that contain
+            files owned by UIDs up to 4,000,000.
+          - Defaults to O(pool.block_size).
+        type: int
+      scope:
+        description:
+          - V(fleet) gives the same blocks on every host.
+          - V(host) gives a block that belongs to this host only. It is recorded as C(host:<inventory_hostname>).
+        type: str
+        choices: [fleet, host]
+        default: fleet
+      state:
+        description:
+          - V(present) allocates as needed. It also takes the owner's quarantined blocks back into use.
+          - V(released) moves the owner's blocks to quarantine. They stay taken, because their IDs may still own files on disk.
+          - V(reclaimed) deletes the owner's quarantined blocks, so their IDs return to the pool.
+            Do this only after the owner's files are gone. It fails while the owner has active blocks.
+        type: str
+        choices: [present, released, reclaimed]
+        default: present
+  lock_timeout:
+    description: Seconds to wait for the ledger lock before failing.
+    type: float
+    default: 60
+attributes:
+  action:
+    support: full
+    description: All the work happens in the action plugin, on the controller.
+  check_mode:
+    support: full
+    description: Reports what would be allocated, released or reclaimed, and writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the ledger lines that change. Untouched lines are not shown, because a ledger can hold tens of thousands of blocks.
+  platform:
+    platforms: posix
+notes:
+  - After an owner's ranges change on a host, rootless Podman needs C(podman system migrate) as
+    that owner before it uses the new map.
+seealso:
+  - module: fleetid.subid.subid
+"""
+
+EXAMPLES = r"""
+- name: Allocate this host's subordinate ID blocks
+  fleetid.subid.allocate:
+    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    pool:
+      ranges:
+        - {start: 100000, count: 600000000}
+      reserved:
+        - {start: 200000000, count: 100000000}
+      block_size: 65536
+    owners:
+      - alice
+      - {name: bob, count: 4194304}
+      - {name: kubelet, count: 7208960, scope: host}
+  register: alloc
+
+- name: Write them to /etc/subuid and /etc/subgid
+  fleetid.subid.subid:
+    subuid: "{{ alloc.subuid }}"
+    subgid: "{{ alloc.subgid }}"
+
+- name: Put a departed user's blocks in quarantine (never reused while their files may exist)
+  fleetid.subid.allocate:
+    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    pool: "{{ subid_pool }}"
+    owners:
+      - {name: carol, state: released}
+
+- name: Return them to the pool once the user's files are gone
+  fleetid.subid.allocate:
+    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    pool: "{{ subid_pool }}"
+    owners:
+      - {name: carol, state: reclaimed}
+"""
+
+RETURN = r"""
+subuid:
+  description: This host's present owners and their ranges, for C(/etc/subuid). An owner may have several entries.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: alice, start: 100000, count: 65536}, {name: bob, start: 165536, count: 4194304}]
+  contains:
+    name:
+      description: Owner.
+      type: str
+    start:
+      description: First subordinate ID.
+      type: int
+    count:
+      description: Number of IDs.
+      type: int
+subgid:
+  description: The same entries as RV(subuid), for C(/etc/subgid).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: alice, start: 100000, count: 65536}]
+allocated:
+  description: Blocks added to the ledger by this call. In check mode, the blocks that would be added.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{owner: alice, scope: fleet, start: 100000, count: 65536}]
+reactivated:
+  description: Quarantined blocks given back to their owner.
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+released:
+  description: Blocks moved to quarantine.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{owner: carol, scope: fleet, start: 231072, count: 65536}]
+reclaimed:
+  description: Quarantined blocks deleted from the ledger, so their IDs are free again.
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+ledger:
+  description: Absolute path of the ledger.
+  returned: always
+  type: str
+  sample: /srv/inventory/subid-ledger.yml
+"""
