@@ -1,0 +1,150 @@
+"""The ledger text: canonical rendering, strict parsing, errors that name the lines."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.fleetid.subid.plugins.module_utils import ledger
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import Block, LedgerError
+
+
+def block(owner, start, count=65536, scope="fleet", state="active", released=None):
+    if state == "quarantined" and released is None:
+        released = "2026-11-30"
+    return Block(owner, scope, start, count, state, "2026-11-24", released, 0)
+
+
+def strip_lines(blocks):
+    return sorted(b._replace(line=0) for b in blocks)
+
+
+SAMPLE = [
+    block("alice", 100000),
+    block("bob", 165536, 4194304),
+    block("kubelet", 4359840, 7208960, scope="host:node1.example.com"),
+    block("carol", 20000000, state="quarantined"),
+]
+
+
+def test_render_is_one_sorted_block_a_line():
+    text = ledger.render(list(reversed(SAMPLE)))
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert lines == [
+        '- {owner: "alice", scope: "fleet", start: 100000, count: 65536, state: active, allocated: 2026-11-24}',
+        '- {owner: "bob", scope: "fleet", start: 165536, count: 4194304, state: active, allocated: 2026-11-24}',
+        '- {owner: "kubelet", scope: "host:node1.example.com", start: 4359840, count: 7208960, '
+        "state: active, allocated: 2026-11-24}",
+        '- {owner: "carol", scope: "fleet", start: 20000000, count: 65536, state: quarantined, '
+        "allocated: 2026-11-24, released: 2026-11-30}",
+    ]
+
+
+def test_round_trip_and_line_numbers():
+    text = ledger.render(SAMPLE)
+    parsed = ledger.parse(text)
+    assert strip_lines(parsed) == strip_lines(SAMPLE)
+    lines = text.splitlines()
+    for b in parsed:
+        assert '"%s"' % b.owner in lines[b.line - 1]
+
+
+def test_canonical_text_is_valid_yaml_with_the_same_content():
+    # The fast line parser and the YAML parser must agree on what render writes.
+    text = ledger.render(SAMPLE)
+    assert ledger._parse_canonical(text) is not None
+    assert strip_lines(ledger._parse_yaml(text, "ledger")) == strip_lines(ledger.parse(text))
+
+
+def test_empty_ledgers():
+    assert ledger.parse("") == []
+    assert ledger.parse(ledger.render([])) == []
+    assert ledger.render([]).endswith("version: 1\nblocks: []\n")
+
+
+def test_hand_written_block_style_yaml_is_accepted():
+    text = """version: 1
+blocks:
+  - owner: dave
+    scope: fleet
+    start: 300000
+    count: 65536
+    state: active
+    allocated: 2026-01-02
+  - {owner: 1001, scope: fleet, start: 400000, count: 10, state: active, allocated: 2026-01-02}
+"""
+    parsed = ledger.parse(text)
+    assert [(b.owner, b.start, b.line) for b in parsed] == [("dave", 300000, 3), ("1001", 400000, 9)]
+
+
+def test_overlap_from_a_hand_edit_names_both_lines():
+    text = ledger.render(SAMPLE).replace("start: 165536", "start: 150000")
+    with pytest.raises(LedgerError) as err:
+        ledger.parse(text, "inv/subid-ledger.yml")
+    msg = str(err.value)
+    assert "inv/subid-ledger.yml refused, nothing was written" in msg
+    assert "blocks overlap: line 7: alice (fleet) 100000-165535 (65536 IDs) and line 8: bob (fleet) 150000-" in msg
+
+
+def test_syntax_error_names_the_line():
+    text = ledger.render(SAMPLE).replace("count: 4194304,", "count: 4194304,,{")
+    with pytest.raises(LedgerError, match=r"is not valid YAML at line 8"):
+        ledger.parse(text)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (("state: active, allocated: 2026-11-24}", "state: gone, allocated: 2026-11-24}"),
+         "line 7: state must be active or quarantined, got 'gone'"),
+        (('owner: "alice"', 'owner: "root:0:65536"'), "line 7: owner name 'root:0:65536' is not allowed"),
+        (('scope: "fleet"', 'scope: "world"'), "line 7: scope must be 'fleet' or 'host:NAME'"),
+        (("start: 100000,", "start: 0,"), r"line 7: 0-65535 \(65536 IDs\) leaves the ID space"),
+        (("count: 65536, state: active, allocated: 2026-11-24}", "count: 65536, state: active}"),
+         "line 7: block is missing allocated"),
+        (("allocated: 2026-11-24}", "allocated: 2026-11-24, colour: red}"), "line 7: unknown field"),
+        (("start: 100000,", "start: 1e5,"), "line 7: start must be a whole number"),
+        (("released: 2026-11-30", "released: soon"), "line 10: released must be a date"),
+    ],
+)
+def test_bad_fields_are_refused_with_their_line(edit, message):
+    text = ledger.render(SAMPLE).replace(*edit, 1)
+    assert text != ledger.render(SAMPLE)
+    with pytest.raises(LedgerError, match=message):
+        ledger.parse(text)
+
+
+def test_wrong_version_and_shape_are_refused():
+    with pytest.raises(LedgerError, match="'version: 1' is required"):
+        ledger.parse("version: 2\nblocks: []\n")
+    with pytest.raises(LedgerError, match="'blocks' must be a list"):
+        ledger.parse("version: 1\nblocks: {}\n")
+    with pytest.raises(LedgerError, match="must be a mapping"):
+        ledger.parse("- just a list\n")
+
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+owners = st.builds(lambda a, b: a + b, st.sampled_from(LETTERS + "_"),
+                   st.text(LETTERS + "0123456789_.-", max_size=12))
+scopes = st.one_of(st.just("fleet"), st.text(LETTERS + "0123456789.-", min_size=1, max_size=20).map(
+    lambda h: "host:" + h))
+
+
+@st.composite
+def ledgers(draw):
+    sizes = draw(st.lists(st.integers(1, 1 << 20), max_size=40))
+    gaps = draw(st.lists(st.integers(0, 1 << 20), min_size=len(sizes), max_size=len(sizes)))
+    blocks, start = [], 1000
+    for size, gap in zip(sizes, gaps):
+        start += gap
+        state = draw(st.sampled_from(["active", "quarantined"]))
+        blocks.append(block(draw(owners), start, size, scope=draw(scopes), state=state))
+        start += size
+    return blocks
+
+
+@given(ledgers())
+def test_any_valid_ledger_round_trips_through_both_parsers(blocks):
+    text = ledger.render(blocks)
+    assert strip_lines(ledger.parse(text)) == strip_lines(blocks)
+    assert strip_lines(ledger._parse_yaml(text, "ledger")) == strip_lines(blocks)
+    assert ledger.render(ledger.parse(text)) == text
