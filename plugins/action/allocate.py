@@ -14,10 +14,12 @@ from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
     parse_owners,
     parse_pool,
     plan,
+    pool_admits,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ledger import (
     LedgerError,
-    parse,
+    load,
+    owner_blocks,
     render,
     render_block,
 )
@@ -49,6 +51,39 @@ ARGUMENT_SPEC = {
 }
 
 
+def allocate(store, pool, requests, host, today, check_mode=False):
+    """Serve one host's requests from the ledger: ``(blocks before, Plan)``.
+
+    A converged call (nothing to change) reads without the lock and, when the store has
+    validated this exact ledger text before, without a full parse. Anything to change is
+    planned again under the lock against the ledger as it is then, and written.
+    """
+    text = store.read()
+    spans = store.validated_spans(text)
+    if spans is not None and pool_admits(spans, pool):
+        mine = owner_blocks(text, {req.name for req in requests})
+        outcome = plan(mine, pool, requests, host, today)
+        if not outcome.changed:
+            return mine, outcome
+    current, outcome = _plan_in_full(store, text, pool, requests, host, today)
+    if outcome.changed and not check_mode:
+        with store.locked():
+            text = store.read()
+            current, outcome = _plan_in_full(store, text, pool, requests, host, today)
+            if outcome.changed:
+                new_text = render(outcome.blocks)
+                store.write(new_text)
+                store.remember_valid(new_text, sorted(outcome.blocks, key=lambda b: b.start))
+    return current, outcome
+
+
+def _plan_in_full(store, text, pool, requests, host, today):
+    blocks, canonical = load(text, store.path)
+    if canonical:
+        store.remember_valid(text, blocks)
+    return blocks, plan(blocks, pool, requests, host, today)
+
+
 def _block_dict(block):
     return {"owner": block.owner, "scope": block.scope, "start": block.start, "count": block.count}
 
@@ -70,15 +105,7 @@ class ActionModule(ActionBase):
         try:
             pool = parse_pool(args["pool"])
             requests = parse_owners(args["owners"], pool)
-            # Lock-free first look: a host whose owners are all allocated takes no lock.
-            current = parse(store.read(), store.path)
-            outcome = plan(current, pool, requests, host, today)
-            if outcome.changed and not self._task.check_mode:
-                with store.locked():
-                    current = parse(store.read(), store.path)
-                    outcome = plan(current, pool, requests, host, today)
-                    if outcome.changed:
-                        store.write(render(outcome.blocks))
+            current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
             result.update(failed=True, msg=str(exc))
             return result

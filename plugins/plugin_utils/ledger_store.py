@@ -7,16 +7,30 @@ Writers hold an fcntl lock on ``<ledger>.lock`` (a separate file, so replacing t
 ledger by rename never invalidates the lock) around read, allocate and write. The
 ledger itself is only ever replaced whole by rename, so a reader without the lock sees
 the old or the new version, never a mix.
+
+A fully validating parse of a 50,000-block ledger takes longer than a converged host's
+call may (100 ms), so the store remembers, per ledger, the SHA-256 of the last canonical
+text it validated together with the spans of its blocks. A text with that digest is
+byte-for-byte one already validated: only the requested owners' lines need reading. Any
+other text (a hand edit, another controller's write) is parsed and validated in full.
+The memo lives in the user's cache folder; losing it only costs time.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
+import sys
 import tempfile
 import time
+
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import SpanIndex
+
+_MEMO_MAGIC = b"fleetid.subid spans 1\n"
 
 
 class LedgerLockTimeout(RuntimeError):
@@ -24,10 +38,47 @@ class LedgerLockTimeout(RuntimeError):
 
 
 class LedgerStore:
-    def __init__(self, path, lock_timeout=60.0):
+    def __init__(self, path, lock_timeout=60.0, cache_dir=None):
         self.path = os.path.abspath(path)
         self.lock_path = self.path + ".lock"
         self.lock_timeout = lock_timeout
+        if cache_dir is None:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            cache_dir = os.path.join(base, "fleetid.subid")
+        name = hashlib.sha256(self.path.encode()).hexdigest()[:32]
+        self.memo_path = os.path.join(cache_dir, "ledger-%s.spans" % name)
+
+    def validated_spans(self, text):
+        """The SpanIndex of ``text`` if this exact text was validated before, else None."""
+        digest = hashlib.sha256(text.encode()).digest()
+        try:
+            with open(self.memo_path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        head = len(_MEMO_MAGIC) + len(digest)
+        if data[:len(_MEMO_MAGIC)] != _MEMO_MAGIC or data[len(_MEMO_MAGIC):head] != digest:
+            return None
+        numbers = array.array("Q")
+        numbers.frombytes(data[head:])
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        half = len(numbers) // 2
+        return SpanIndex(numbers[:half], numbers[half:])
+
+    def remember_valid(self, text, blocks):
+        """Record that ``text`` (canonical) was validated and holds ``blocks`` (sorted)."""
+        spans = SpanIndex.of(blocks)
+        numbers = array.array("Q", spans.starts)
+        numbers.extend(spans.ends)
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        data = _MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + numbers.tobytes()
+        try:
+            os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
+            _replace_file(self.memo_path, data, 0o600)
+        except OSError:
+            pass  # only a cache: the next call validates in full
 
     def read(self):
         """The ledger text; an absent ledger reads as empty."""
@@ -72,25 +123,29 @@ class LedgerStore:
 
     def write(self, text):
         """Replace the ledger atomically: temp file in the same folder, fsync, rename."""
-        folder = os.path.dirname(self.path)
         try:
             mode = os.stat(self.path).st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(self.path) + ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fchmod(handle.fileno(), mode)
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _replace_file(self.path, text.encode("utf-8"), mode)
+
+
+def _replace_file(path, data, mode):
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,134 @@
+"""The controller-side store: atomic writes, the lock, and the memo of validated text."""
+
+import os
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.fleetid.subid.plugins.action.allocate import allocate
+from ansible_collections.fleetid.subid.plugins.module_utils import ledger
+from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
+    AllocationError,
+    Request,
+    parse_owners,
+    parse_pool,
+    plan,
+    pool_admits,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, SpanIndex
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
+
+POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
+TODAY = "2026-11-24"
+
+
+def seeded(tmp_path, owners=("alice", "bob", "carol")):
+    store = LedgerStore(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    allocate(store, POOL, parse_owners(list(owners), POOL), "h1", TODAY)
+    return store
+
+
+def test_write_is_atomic_keeps_mode_and_leaves_no_temp_files(tmp_path):
+    store = seeded(tmp_path)
+    os.chmod(store.path, 0o640)
+    store.write("version: 1\nblocks: []\n")
+    assert oct(os.stat(store.path).st_mode & 0o777) == "0o640"
+    assert sorted(os.listdir(tmp_path)) == ["cache", "ledger.yml", "ledger.yml.lock"]
+
+
+def test_memo_recognises_only_the_exact_text(tmp_path):
+    store = seeded(tmp_path)
+    text = store.read()
+    spans = store.validated_spans(text)
+    assert spans is not None
+    assert list(spans.starts) == [100000, 165536, 231072]
+    assert list(spans.ends) == [165536, 231072, 296608]
+    assert store.validated_spans(text.replace("165536", "165537")) is None
+    assert store.validated_spans(text + "\n") is None
+
+
+def test_hand_edit_after_a_memo_is_still_validated_in_full(tmp_path):
+    store = seeded(tmp_path)
+    edited = store.read().replace("start: 165536", "start: 165000")
+    with open(store.path, "w") as handle:
+        handle.write(edited)
+    with pytest.raises(LedgerError, match="blocks overlap: line 7: alice"):
+        allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+
+
+def test_a_new_reserved_range_is_caught_on_the_quick_path_too(tmp_path):
+    store = seeded(tmp_path)
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 600000000}],
+                       "reserved": [{"start": 200000, "count": 1}]})
+    assert not pool_admits(store.validated_spans(store.read()), pool)
+    with pytest.raises(AllocationError, match=r"bob \(fleet\) 165536-231071 .* overlaps reserved range 200000-200000"):
+        allocate(store, pool, parse_owners(["alice"], pool), "h1", TODAY)
+
+
+def test_span_index_touches():
+    spans = SpanIndex([10, 30], [20, 40])
+    assert [spans.touches(s, e) for s, e in [(0, 10), (0, 11), (19, 30), (20, 30), (39, 50), (40, 50)]] == [
+        False, True, True, False, True, False]
+
+
+def test_owner_blocks_finds_every_line_of_an_owner_and_no_prefix_match(tmp_path):
+    store = seeded(tmp_path, owners=("al", "alice", {"name": "al", "scope": "host"}))
+    text = store.read()
+    found = ledger.owner_blocks(text, {"al"})
+    assert sorted((b.scope, b.start, b.line) for b in found) == [("fleet", 100000, 7), ("host:h1", 165536, 8)]
+
+
+def test_lock_is_exclusive_and_times_out_with_the_holder(tmp_path):
+    store = seeded(tmp_path)
+    other = LedgerStore(store.path, lock_timeout=0.3)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with store.locked():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    inside.wait(5)
+    started = time.monotonic()
+    # flock locks belong to open file descriptions, so a second open in one process
+    # conflicts like a second process would.
+    with pytest.raises(LedgerLockTimeout, match=r"within 0.3s: .*ledger.yml.lock is held by pid %d" % os.getpid()):
+        with other.locked():
+            pass
+    assert time.monotonic() - started >= 0.3
+    release.set()
+    thread.join()
+    with other.locked():
+        pass
+
+
+names = st.sampled_from(["alice", "bob", "carol", "dave", "kubelet", "1001"])
+request_lists = st.lists(
+    st.builds(Request, name=names, count=st.sampled_from([1, 65536, 131072]),
+              scope=st.sampled_from(["fleet", "host"]),
+              state=st.sampled_from(["present", "present", "released", "reclaimed"])),
+    max_size=5, unique_by=lambda r: (r.name, r.scope))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["h1", "h2"]), request_lists), max_size=6))
+def test_quick_path_answers_exactly_like_a_full_parse(tmp_path, calls):
+    folder = tmp_path / str(time.monotonic_ns())
+    folder.mkdir()
+    store = LedgerStore(str(folder / "ledger.yml"), cache_dir=str(folder / "cache"))
+    for host, reqs in calls:
+        try:
+            before, outcome = allocate(store, POOL, reqs, host, TODAY)
+        except AllocationError:
+            continue  # reclaim before release: refused, nothing written
+        assert not plan(ledger.parse(store.read()), POOL, reqs, host, TODAY).changed
+        quick = allocate(store, POOL, [r for r in reqs if r.state == "present"], host, TODAY)[1]
+        assert not quick.changed
+        assert quick.entries == plan(ledger.parse(store.read()), POOL,
+                                     [r for r in reqs if r.state == "present"], host, TODAY).entries
