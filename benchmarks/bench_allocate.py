@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmarks for fleetid.subid.allocate's controller-side work.
 
 Run: scripts/bench (or .venv/bin/python benchmarks/bench_allocate.py)
@@ -79,7 +78,7 @@ def main():
 
         converged = ["user%05d" % i for i in range(1, 40000, 4000)] + ["new00042"]
         walls = []
-        for _ in range(20):
+        for dummy in range(20):
             outcome, wall, cpu = timed(allocate_call, path, converged, "bench")
             assert not outcome.changed
             walls.append(wall)
@@ -104,8 +103,8 @@ def end_to_end(tmp, path, owners):
     empty.write_text("- hosts: all\n  connection: local\n  gather_facts: false\n  tasks:\n"
                      "    - ansible.builtin.debug:\n        msg: hi\n")
     base_cmd = cmd[:-1] + [str(empty)]
-    _, base, _ = timed(subprocess.run, base_cmd, env=env, capture_output=True, check=True)
-    _, full, _ = timed(subprocess.run, cmd, env=env, capture_output=True, check=True)
+    base = timed(subprocess.run, base_cmd, env=env, capture_output=True, check=True)[1]
+    full = timed(subprocess.run, cmd, env=env, capture_output=True, check=True)[1]
     print("ansible-playbook, %d hosts, forks 10: %.2f s with allocate vs %.2f s with a debug task "
           "(%.0f ms more per host)" % (hosts, full, base, (full - base) / hosts * 1000))
 

@@ -96,7 +96,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         host = (task_vars or {}).get("inventory_hostname", "localhost")
         today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
         store = LedgerStore(args["ledger"], args["lock_timeout"])

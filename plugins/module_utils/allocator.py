@@ -191,7 +191,7 @@ class FreeSpace:
         begin, finish, origin = self.intervals[i]
         pieces = [(s, e) for s, e in ((begin, start), (end, finish)) if e > s]
         self.intervals[i:i + 1] = [[s, e, origin] for s, e in pieces]
-        self.starts[i:i + 1] = [s for s, _ in pieces]
+        self.starts[i:i + 1] = [piece[0] for piece in pieces]
 
     def largest_run(self):
         """The largest aligned free run as an IdRange, or None when nothing is free."""
@@ -301,7 +301,7 @@ def plan(blocks, pool, requests, host, today):
 
     # One owner may hold a fleet block and a host block: both go into its entries.
     entries = collections.OrderedDict()
-    for req, key, _ in wanted:
+    for req, key, dummy in wanted:
         mine = [replaced.get(id(b), b) for b in by_key.get(key, [])] + new_by_key.get(key, [])
         entries.setdefault(req.name, []).extend(IdRange(b.start, b.count) for b in mine)
     for ranges in entries.values():

@@ -96,7 +96,7 @@ def merge(intervals):
                 merged[-1][1] = end
         else:
             merged.append([start, end])
-    return [(s, e) for s, e in merged]
+    return [tuple(pair) for pair in merged]
 
 
 def subtract(intervals, holes):

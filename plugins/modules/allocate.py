@@ -38,7 +38,7 @@ description:
   - Every block serves as both the subuid and the subgid range of its owner, so RV(subuid)
     and RV(subgid) are equal. The kubelet requires identical ranges, and audits stay simple.
 author:
-  - fleetid.subid maintainers
+  - fleetid.subid maintainers (@fleetid)
 options:
   ledger:
     description:
@@ -147,7 +147,9 @@ attributes:
     support: full
     description: Shows the ledger lines that change. Untouched lines are not shown, because a ledger can hold tens of thousands of blocks.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the controller; the ledger path is on the controller.
 notes:
   - After an owner's ranges change on a host, rootless Podman needs C(podman system migrate) as
     that owner before it uses the new map.

@@ -104,19 +104,19 @@ def test_fifty_hosts_with_forks_then_a_second_run_changes_nothing(tmp_path):
     hosts = ["host%02d" % i for i in range(50)]
     inventory = write_fleet(tmp_path, hosts, fleet_owners)
 
-    _, results = play(tmp_path, inventory)
+    results = play(tmp_path, inventory)[1]
     assert len(results) == 50
     by_owner = assert_consistent(results)
     assert sum(1 for k in by_owner if k.startswith("kubelet@")) == 50
-    assert sum(c for _, c in by_owner["builder"]) == 4194304
-    assert all(sum(c for _, c in by_owner["local%d" % i]) == 1000 + i for i in range(50))
+    assert sum(c for s, c in by_owner["builder"]) == 4194304
+    assert all(sum(c for s, c in by_owner["local%d" % i]) == 1000 + i for i in range(50))
     ledger_text = (tmp_path / "subid-ledger.yml").read_text()
     blocks = ledger.parse(ledger_text)
     assert not find_overlaps(blocks, key=lambda b: b.range)
     assert all(not b.range.overlaps(ledger.IdRange(1000000, 500000)) for b in blocks)
     assert all(res["changed"] for res in results.values())  # every host has its own kubelet block
 
-    _, again = play(tmp_path, inventory, out="again")
+    again = play(tmp_path, inventory, out="again")[1]
     assert all(not res["changed"] for res in again.values())
     assert all(res["allocated"] == [] for res in again.values())
     assert {h: r["subuid"] for h, r in again.items()} == {h: r["subuid"] for h, r in results.items()}
@@ -147,13 +147,13 @@ def test_release_and_reclaim_through_the_playbook(tmp_path):
     inventory = write_fleet(tmp_path, ["web1"], lambda h: ["alice", "bob"])
     play(tmp_path, inventory)
     inventory = write_fleet(tmp_path, ["web1"], lambda h: [{"name": "alice", "state": "released"}, "carol"])
-    _, results = play(tmp_path, inventory, out="release")
+    results = play(tmp_path, inventory, out="release")[1]
     assert results["web1"]["released"] == [{"owner": "alice", "scope": "fleet", "start": 100000, "count": 65536}]
     assert results["web1"]["subuid"] == [{"name": "carol", "start": 231072, "count": 65536}]
     states = {b.owner: b.state for b in blocks_of(tmp_path / "subid-ledger.yml")}
     assert states == {"alice": "quarantined", "bob": "active", "carol": "active"}
     inventory = write_fleet(tmp_path, ["web1"], lambda h: [{"name": "alice", "state": "reclaimed"}])
-    _, results = play(tmp_path, inventory, out="reclaim")
+    results = play(tmp_path, inventory, out="reclaim")[1]
     assert results["web1"]["reclaimed"][0]["start"] == 100000
     assert {b.owner for b in blocks_of(tmp_path / "subid-ledger.yml")} == {"bob", "carol"}
 
@@ -179,7 +179,7 @@ def test_pool_exhaustion_fails_with_the_largest_free_run_and_keeps_the_ledger(tm
     play(tmp_path, inventory, extra=small)
     before = (tmp_path / "subid-ledger.yml").read_bytes()
     inventory = write_fleet(tmp_path, ["web1"], lambda h: ["alice", {"name": "zed", "count": 65536}])
-    proc, _ = play(tmp_path, inventory, out="full", check=False, extra=small)
+    proc = play(tmp_path, inventory, out="full", check=False, extra=small)[0]
     assert proc.returncode != 0
     assert ("pool exhausted: cannot allocate 65536 IDs for owner 'zed' (scope fleet); the largest free run "
             "is 165536-199999 (34464 IDs), nothing was written") in proc.stdout
@@ -200,7 +200,7 @@ def test_lock_timeout_names_the_holder_and_keeps_the_ledger(tmp_path):
         proc, results = play(tmp_path, inventory, out="nolock", extra={"lock_timeout": 1})
         assert results["web1"]["changed"] is False
         inventory = write_fleet(tmp_path, ["web1"], lambda h: ["alice", "newbie"])
-        proc, _ = play(tmp_path, inventory, out="locked", check=False, extra={"lock_timeout": 1})
+        proc = play(tmp_path, inventory, out="locked", check=False, extra={"lock_timeout": 1})[0]
     assert proc.returncode != 0
     assert "could not lock the ledger within 1s: %s.lock is held by pid 4242 on testhost" % path in proc.stdout
     assert path.read_bytes() == before

@@ -63,7 +63,7 @@ def test_growth_adds_a_block_and_never_moves_the_first():
     first = run([], ["alice", "bob"])
     grown = run(first.blocks, [{"name": "alice", "count": 4194304}])
     assert entries(grown)["alice"] == [(100000, 65536), (231072, 4194304 - 65536)]
-    assert sum(c for _, c in entries(grown)["alice"]) == 4194304
+    assert sum(c for s, c in entries(grown)["alice"]) == 4194304
     smaller = run(grown.blocks, [{"name": "alice", "count": 1000}])
     assert not smaller.changed and entries(smaller) == entries(grown)
 
@@ -198,7 +198,7 @@ def pools(draw):
     gap = draw(st.integers(0, 500000))
     ranges.append({"start": start + ranges[0]["count"] + gap, "count": draw(st.integers(1, 2000000))})
     reserved = [{"start": draw(st.integers(0, 3000000)), "count": draw(st.integers(1, 400000))}
-                for _ in range(draw(st.integers(0, 2)))]
+                for dummy in range(draw(st.integers(0, 2)))]
     block = draw(st.sampled_from([1, 1000, 65536]))
     return parse_pool({"ranges": ranges, "reserved": reserved, "block_size": block, "floor": floor})
 
@@ -248,4 +248,4 @@ def test_result_does_not_depend_on_owner_order(owners):
     reference = run([], ["alice", "bob", "carol", "dave", {"name": "erin", "count": 200000}])
     assert entries(outcome) == entries(reference)
     for ranges in entries(outcome).values():
-        assert all((start - 100000) % 65536 == 0 for start, _ in ranges)
+        assert all((start - 100000) % 65536 == 0 for start, count in ranges)
