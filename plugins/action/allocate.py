@@ -84,6 +84,12 @@ def _plan_in_full(store, text, pool, requests, host, today):
     return blocks, plan(blocks, pool, requests, host, today)
 
 
+def _retired(requests):
+    """Owners whose lines leave this host: listed only as released or reclaimed."""
+    present = {r.name for r in requests if r.state == "present"}
+    return sorted({r.name for r in requests if r.state != "present"} - present)
+
+
 def _block_dict(block):
     return {"owner": block.owner, "scope": block.scope, "start": block.start, "count": block.count}
 
@@ -126,6 +132,7 @@ class ActionModule(ActionBase):
             reactivated=[_block_dict(b) for b in outcome.reactivated],
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
+            retired=[{"name": name} for name in _retired(requests)],
         )
         if self._task.diff and outcome.changed:
             result["diff"] = self._diff(store.path, current, outcome)

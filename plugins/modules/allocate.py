@@ -240,6 +240,14 @@ reclaimed:
   type: list
   elements: dict
   sample: []
+retired:
+  description:
+    - Owners this call lists as V(released) or V(reclaimed), as C({name}) items. Their lines
+      should leave the host, see M(fleetid.subid.subid) with O(fleetid.subid.subid#module:state=absent).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: carol}]
 ledger:
   description: Absolute path of the ledger.
   returned: always
