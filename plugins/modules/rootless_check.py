@@ -65,11 +65,15 @@ options:
 attributes:
   check_mode:
     support: partial
+    description: Can run in check mode and return changed status prediction without modifying target.
     details: In check mode only the ID maps are checked. Images are neither loaded nor run.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
+    support: full
     platforms: posix
+    description: Target OS/families that can be operated against.
 notes:
   - Requires C(runuser) (util-linux) and Podman on the host.
 seealso:
