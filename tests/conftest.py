@@ -46,7 +46,7 @@ def run_module(tmp_path):
     Returns the registered result as a dict, failures included (result["failed"]).
     """
 
-    def run(name, args, check_mode=False, diff=False, become_env=None):
+    def run(name, args, check_mode=False, diff=False, env=None):
         out = tmp_path / ("result-%d.json" % len(list(tmp_path.glob("result-*.json"))))
         playbook = tmp_path / "play.yml"
         playbook.write_text(textwrap.dedent("""\
@@ -72,7 +72,7 @@ def run_module(tmp_path):
             flags.append("--check")
         if diff:
             flags.append("--diff")
-        run_playbook(playbook, *flags, env=become_env)
+        run_playbook(playbook, *flags, env=env)
         return json.loads(out.read_text())
 
     return run
