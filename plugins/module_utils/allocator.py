@@ -46,6 +46,13 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
 OWNER_STATES = ("present", "released", "reclaimed")
 OWNER_SCOPES = ("fleet", "host")
 
+# The kubelet reads its `kubelet` entry with getsubids and insists on exactly one range
+# whose start and length are multiples of idsPerPod (65536 unless configured otherwise),
+# starting at or above idsPerPod (it never maps 0), identical for subuid and subgid.
+# Changing the range with pods on disk stops the kubelet from starting, so it never grows.
+KUBELET = "kubelet"
+KUBELET_IDS_PER_POD = 65536
+
 
 class AllocationError(ValueError):
     """The request cannot be met; nothing is to be written. The message says why."""
@@ -139,6 +146,10 @@ def parse_owners(owners, pool):
         if state not in OWNER_STATES:
             raise RangeError("state of owner %r must be one of %s, got %r"
                              % (name, ", ".join(OWNER_STATES), state))
+        if name == KUBELET and (count % KUBELET_IDS_PER_POD or count < KUBELET_IDS_PER_POD):
+            raise RangeError(
+                "count of owner 'kubelet' must be a multiple of %d (the kubelet's idsPerPod), got %d; "
+                "use idsPerPod x maxPods, e.g. 7208960 for 110 pods" % (KUBELET_IDS_PER_POD, count))
         if (name, scope) in seen:
             raise RangeError("owner %r (scope %s) is listed twice" % (name, scope))
         seen.add((name, scope))
@@ -167,24 +178,34 @@ class FreeSpace:
         # First-fit only ever moves up: remember where the last search for a size ended.
         self._hint = {}
 
-    def _aligned(self, start, origin):
-        offset = (start - origin) % self.block_size
-        return start if offset == 0 else start + self.block_size - offset
+    @staticmethod
+    def _aligned(start, origin, step):
+        offset = (start - origin) % step
+        return start if offset == 0 else start + step - offset
 
-    def take(self, count):
-        """Start of the first aligned free run of ``count`` IDs (removed), or None."""
-        i = bisect.bisect_left(self.starts, self._hint.get(count, 0))
-        if i and self.intervals[i - 1][1] > self._hint.get(count, 0):
+    def take(self, count, absolute_step=None):
+        """Start of the first aligned free run of ``count`` IDs (removed), or None.
+
+        Blocks align to ``block_size`` from their pool range's start, or with
+        ``absolute_step`` to multiples of it counted from ID 0.
+        """
+        key = (count, absolute_step)
+        hint = self._hint.get(key, 0)
+        i = bisect.bisect_left(self.starts, hint)
+        if i and self.intervals[i - 1][1] > hint:
             i -= 1
         while i < len(self.intervals):
             start, end, origin = self.intervals[i]
-            candidate = self._aligned(start, origin)
+            if absolute_step:
+                candidate = self._aligned(start, 0, absolute_step)
+            else:
+                candidate = self._aligned(start, origin, self.block_size)
             if candidate + count <= end:
-                self._hint[count] = candidate
+                self._hint[key] = candidate
                 self._remove(i, candidate, candidate + count)
                 return candidate
             i += 1
-        self._hint[count] = ID_LIMIT
+        self._hint[key] = ID_LIMIT
         return None
 
     def _remove(self, i, start, end):
@@ -197,7 +218,7 @@ class FreeSpace:
         """The largest aligned free run as an IdRange, or None when nothing is free."""
         best = None
         for start, end, origin in self.intervals:
-            candidate = self._aligned(start, origin)
+            candidate = self._aligned(start, origin, self.block_size)
             if candidate < end and (best is None or end - candidate > best.count):
                 best = IdRange(candidate, end - candidate)
         return best
@@ -256,6 +277,11 @@ def plan(blocks, pool, requests, host, today):
                     replaced[id(b)] = new
                     reactivated.append(new)
             have = sum(b.count for b in mine)
+            if req.name == KUBELET and mine and have < req.count:
+                raise AllocationError(
+                    "owner 'kubelet' (%s) already has %s; the kubelet accepts exactly one range and "
+                    "fails to start if it changes while pods exist, so it is not grown to %d IDs"
+                    % (key[1], ", ".join(str(b.range) for b in mine), req.count))
             wanted.append((req, key, max(0, req.count - have)))
         elif req.state == "released":
             for b in mine:
@@ -282,7 +308,7 @@ def plan(blocks, pool, requests, host, today):
         taken = [(b.start, b.start + b.count) for b in blocks if id(b) not in removed]
         free = FreeSpace(pool, taken)
         for req, key, need in pending:
-            start = free.take(need)
+            start = free.take(need, KUBELET_IDS_PER_POD if req.name == KUBELET else None)
             if start is None:
                 largest = free.largest_run()
                 raise AllocationError(

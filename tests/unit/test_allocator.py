@@ -52,11 +52,23 @@ def test_fleet_owner_has_the_same_blocks_on_every_host():
 
 
 def test_host_scope_gives_each_host_its_own_block():
-    first = run([], [{"name": "kubelet", "scope": "host", "count": 131072}], host="node1")
-    second = run(first.blocks, [{"name": "kubelet", "scope": "host", "count": 131072}], host="node2")
-    assert entries(first)["kubelet"] == [(100000, 131072)]
-    assert entries(second)["kubelet"] == [(231072, 131072)]
+    first = run([], [{"name": "containers", "scope": "host", "count": 131072}], host="node1")
+    second = run(first.blocks, [{"name": "containers", "scope": "host", "count": 131072}], host="node2")
+    assert entries(first)["containers"] == [(100000, 131072)]
+    assert entries(second)["containers"] == [(231072, 131072)]
     assert {b.scope for b in second.blocks} == {"host:node1", "host:node2"}
+
+
+def test_kubelet_gets_one_range_aligned_to_ids_per_pod_from_zero():
+    first = run([], ["alice", {"name": "kubelet", "scope": "host", "count": 7208960}], host="node1")
+    # 165536 is the pool's next aligned start, but the kubelet needs a multiple of 65536.
+    assert entries(first)["kubelet"] == [(196608, 7208960)]
+    # The 31072 IDs left before it are too few for a block: the next one follows the kubelet's.
+    assert entries(run(first.blocks, ["dave"]))["dave"] == [(7440032, 65536)]
+    with pytest.raises(AllocationError, match=r"owner 'kubelet' \(host:node1\) already has 196608-7405567 .* exactly one range"):
+        run(first.blocks, [{"name": "kubelet", "scope": "host", "count": 2 * 7208960}], host="node1")
+    with pytest.raises(RangeError, match="count of owner 'kubelet' must be a multiple of 65536"):
+        run([], [{"name": "kubelet", "count": 100000}])
 
 
 def test_growth_adds_a_block_and_never_moves_the_first():
