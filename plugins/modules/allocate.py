@@ -35,6 +35,10 @@ description:
   - The ledger is YAML, one block per line, sorted by start. It is checked on every read;
     a syntax error, a bad field, overlapping blocks, or a block in a reserved range or below
     the floor is refused with the lines named, and nothing is written.
+  - The owner C(kubelet) follows the kubelet's rules for its entry. It gets exactly one
+    range, and the start and count are multiples of 65536 (idsPerPod) counted from ID 0. The
+    range is never grown, because the kubelet fails to start when its range changes while
+    pods exist. Give it idsPerPod x maxPods IDs, for example 7208960 for 110 pods.
   - Every block serves as both the subuid and the subgid range of its owner, so RV(subuid)
     and RV(subgid) are equal. The kubelet requires identical ranges, and audits stay simple.
 author:

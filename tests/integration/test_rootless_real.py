@@ -1,0 +1,109 @@
+"""Rootless Podman for real on this machine: real useradd, real /etc/subuid, the real
+newuidmap, a real `podman run` as each user, through fleetid.subid.rootless_check.
+
+Includes the seed case: an image with a file owned by UID 4,000,000 fails clearly for a
+user with 65536 subordinate IDs and runs for a user given 4,194,304.
+"""
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import TOP
+
+pytestmark = pytest.mark.needs_root
+
+IMAGES = TOP / ".cache" / "images"
+# Root Podman settings for this kind of machine (runc, explicit ulimits); test-only.
+PODMAN_ENV = {"CONTAINERS_CONF": str(TOP / "tests" / "podman" / "containers.conf")}
+RUN_OPTIONS = ["--network", "none", "--runtime", "runc",
+               "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+@pytest.fixture(scope="module")
+def images():
+    subprocess.run([str(TOP / "scripts" / "images")], check=True, capture_output=True)
+    archives = {name: IMAGES / ("%s.tar" % name) for name in ("fleetid-busybox", "fleetid-highuid")}
+    for path in archives.values():
+        assert path.is_file(), path
+        os.chmod(path, 0o644)
+    return archives
+
+
+@pytest.fixture
+def subid_files():
+    """The real /etc/subuid and /etc/subgid, restored byte for byte afterwards."""
+    saved = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+    yield
+    for path, data in saved.items():
+        Path(path).write_bytes(data)
+
+
+@pytest.fixture
+def make_user(subid_files):
+    created = []
+
+    def make(start, count):
+        name = "fx" + uuid.uuid4().hex[:8]
+        subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
+                       check=True)
+        created.append(name)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            with open(path, "a") as handle:
+                handle.write("%s:%d:%d\n" % (name, start, count))
+        return name
+
+    yield make
+    for name in created:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def check(run_module, users, entries, **extra):
+    args = {"users": users, "subuid": entries, "subgid": entries, "run_options": RUN_OPTIONS}
+    args.update(extra)
+    return run_module("fleetid.subid.rootless_check", args, env=PODMAN_ENV)
+
+
+def test_maps_and_a_real_run_match_the_ledger(run_module, make_user, images):
+    user = make_user(3000000, 65536)
+    uid = int(subprocess.check_output(["id", "-u", user]))
+    res = check(run_module, [user], [{"name": user, "start": 3000000, "count": 65536}],
+                image="localhost/fleetid-busybox:latest", image_archive=str(images["fleetid-busybox"]))
+    assert not res.get("failed"), res
+    report = res["users"][0]
+    assert report["uid_map"] == [[0, uid, 1], [1, 3000000, 65536]]
+    assert report["ran"] is True and report["image_loaded"] is True
+    assert report["highest_id"] == 65536
+    assert res["changed"] is True
+    again = check(run_module, [user], [{"name": user, "start": 3000000, "count": 65536}],
+                  image="localhost/fleetid-busybox:latest", image_archive=str(images["fleetid-busybox"]))
+    assert again["changed"] is False and again["users"][0]["ok"]
+
+
+def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, make_user):
+    user = make_user(3200000, 65536)
+    res = check(run_module, [user], [{"name": user, "start": 3300000, "count": 65536}])
+    assert res["failed"]
+    assert "rootless Podman does not work for %s" % user in res["msg"]
+    assert ("subuid ranges in use are 3200000+65536 but the ledger says 3300000+65536; if /etc/subuid is "
+            "right, run `podman system migrate` as the user") in res["msg"]
+
+
+def test_seed_case_high_uid_image_needs_a_larger_range(run_module, make_user, images):
+    small = make_user(3400000, 65536)
+    large = make_user(3500000, 4194304)
+    entries = [{"name": small, "start": 3400000, "count": 65536},
+               {"name": large, "start": 3500000, "count": 4194304}]
+    res = check(run_module, [small, large], entries,
+                image="localhost/fleetid-highuid:latest", image_archive=str(images["fleetid-highuid"]))
+    assert res["failed"]
+    by_name = {r["name"]: r for r in res["users"]}
+    assert by_name[large]["ok"] and by_name[large]["ran"] and by_name[large]["highest_id"] == 4194304
+    assert not by_name[small]["ok"]
+    assert ("not enough subordinate IDs: the image has files owned by IDs above the 65536 that %s can map; "
+            "give %s a larger count in subid_owners" % (small, small)) in res["msg"]
+    assert large not in res["msg"].split(":")[0]
