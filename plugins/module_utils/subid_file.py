@@ -52,36 +52,16 @@ class SubidFile:
         self.entries = []
         self.malformed = []  # (line number, text) of non-comment, non-blank lines shadow can't use
         for number, raw in enumerate(self.lines, 1):
+            entry = parse_entry(raw, number)
+            if entry is not None:
+                self.entries.append(entry)
+                continue
             body = raw.rstrip("\r\n")
-            m = _ENTRY.match(body)
-            if m:
-                start, count = int(m.group(2)), int(m.group(3))
-                if count >= 1 and start + count <= ID_LIMIT:
-                    self.entries.append(Entry(m.group(1), start, count, number))
-                    continue
             if body.strip() and not body.lstrip().startswith("#"):
                 self.malformed.append((number, body))
 
     def where(self, entry):
         return "%s line %d (%s:%d:%d)" % (self.path, entry.line, entry.owner, entry.start, entry.count)
-
-
-class OwnerIdentity:
-    """Decides whether two owner fields name the same account: a name and the numeric
-    UID it resolves to are one owner. ``uid_of(name)`` returns the UID or None."""
-
-    def __init__(self, uid_of):
-        self._uid_of = uid_of
-        self._cache = {}
-
-    def __call__(self, owner):
-        if owner not in self._cache:
-            if owner.isdigit():
-                self._cache[owner] = ("uid", int(owner))
-            else:
-                uid = self._uid_of(owner)
-                self._cache[owner] = ("uid", uid) if uid is not None else ("name", owner)
-        return self._cache[owner]
 
 
 def desired_entries(items, floor, what):
@@ -106,64 +86,89 @@ def desired_entries(items, floor, what):
     return wanted
 
 
-def render_edit(subid_file, wanted, identity, remove=False):
-    """New text: the owners in ``wanted`` get exactly those ranges (or, with ``remove``,
-    no lines at all). Their lines are rewritten where the first of them was; owners
-    without lines are appended. Every other line is kept byte for byte."""
-    by_identity = {identity(name): name for name in wanted}
+Edit = collections.namedtuple("Edit", "path old new others listed")
+"""An edit of one file: ``others`` are the well-formed entries of owners not being
+changed (with their line numbers), ``listed`` the (owner, IdRange) pairs the listed
+owners will have."""
+
+
+def parse_entry(raw, number):
+    """An Entry from one raw line, or None when shadow would not use it."""
+    m = _ENTRY.match(raw.rstrip("\r\n"))
+    if m:
+        start, count = int(m.group(2)), int(m.group(3))
+        if count >= 1 and start + count <= ID_LIMIT:
+            return Entry(m.group(1), start, count, number)
+    return None
+
+
+def edit_text(path, text, wanted, aliases_of, remove=False):
+    """Edit: the owners in ``wanted`` get exactly those ranges (with ``remove``, no lines).
+
+    ``aliases_of(name)`` returns every owner field meaning that account (its name, its
+    numeric UID); only the listed owners are resolved, never the whole file, which may
+    hold 100,000 owners. Their lines are rewritten where the first of them was; owners
+    without lines are appended. Every other line is kept byte for byte.
+    """
+    alias = {}
+    for name in wanted:
+        for field in aliases_of(name):
+            alias.setdefault(field, name)
     placed = set()
-    out = []
-    entry_at = {e.line: e for e in subid_file.entries}
-    for number, raw in enumerate(subid_file.lines, 1):
-        entry = entry_at.get(number)
-        key = identity(entry.owner) if entry else None
-        if key is None or key not in by_identity:
-            out.append(raw)
+    out, others = [], []
+    for number, raw in enumerate(text.splitlines(True), 1):
+        name = alias.get(raw.split(":", 1)[0])
+        entry = parse_entry(raw, number) if name is not None or not remove else None
+        if name is None or entry is None:
+            out.append(raw)  # not a listed owner's entry (a malformed line is never ours)
+            if entry is not None:
+                others.append(entry)
             continue
-        if remove or key in placed:
+        if remove or name in placed:
             continue
-        placed.add(key)
+        placed.add(name)
         ending = raw[len(raw.rstrip("\r\n")):] or "\n"
-        name = by_identity[key]
         out.extend("%s:%d:%d%s" % (name, r.start, r.count, ending) for r in wanted[name])
     if not remove:
-        missing = [name for name in wanted if identity(name) not in placed]
+        missing = [name for name in wanted if name not in placed]
         if missing and out and not out[-1].endswith("\n"):
             out[-1] += "\n"
         for name in missing:
             out.extend("%s:%d:%d\n" % (name, r.start, r.count) for r in wanted[name])
-    return "".join(out)
+    listed = [] if remove else [(name, rng) for name, ranges in wanted.items() for rng in ranges]
+    return Edit(path, text, "".join(out), others, listed)
 
 
-def check_new_text(path, new_text, wanted, identity, host_ids, kind):
-    """Refuse the edited file if a listed owner's range overlaps another owner's range, or
-    contains an ID the host uses (``host_ids``: sorted list of UIDs or GIDs).
+def check_edit(edit, host_ids, kind):
+    """Refuse an edit whose listed ranges overlap each other or another owner's range, or
+    contain an ID the host uses (``host_ids``: sorted UIDs or GIDs).
 
     Overlaps between two owners that are not being changed are left to subid_info: this
-    module only answers for the lines it writes.
+    module answers for the lines it writes.
     """
-    edited = SubidFile(path, new_text)
-    listed = {identity(name) for name in wanted}
-    mine = [e for e in edited.entries if identity(e.owner) in listed]
     problems = []
-    for entry in mine:
-        rng = entry.range
+    listed = sorted(edit.listed, key=lambda pair: pair[1])
+    for (name1, rng1), (name2, rng2) in zip(listed, listed[1:]):
+        if rng2.start < rng1.end:
+            problems.append("%s:%d:%d overlaps %s:%d:%d%s" % (
+                name2, rng2.start, rng2.count, name1, rng1.start, rng1.count,
+                " (the same owner twice)" if name1 == name2 else ""))
+    for name, rng in listed:
         i = bisect.bisect_left(host_ids, rng.start)
         if i < len(host_ids) and host_ids[i] < rng.end:
-            problems.append("%s contains %s %d, which the host uses (an account's own ID must never "
-                            "be a subordinate ID)" % (edited.where(entry), kind, host_ids[i]))
-    ordered = sorted(edited.entries, key=lambda e: (e.start, e.count))
-    active = []
-    for entry in ordered:
-        active = [other for other in active if other.start + other.count > entry.start]
-        for other in active:
-            if identity(other.owner) in listed or identity(entry.owner) in listed:
-                same = identity(other.owner) == identity(entry.owner)
-                problems.append("%s overlaps %s%s" % (
-                    edited.where(entry), edited.where(other), " (the same owner twice)" if same else ""))
-        active.append(entry)
+            problems.append("%s:%d:%d contains %s %d, which the host uses (an account's own ID must "
+                            "never be a subordinate ID)" % (name, rng.start, rng.count, kind, host_ids[i]))
+    if not problems:  # listed ranges are disjoint: sorted by start, they are sorted by end too
+        starts = [rng.start for name, rng in listed]
+        ends = [rng.end for name, rng in listed]
+        for entry in edit.others:
+            j = bisect.bisect_right(ends, entry.start)
+            if j < len(starts) and starts[j] < entry.start + entry.count:
+                name, rng = listed[j]
+                problems.append("%s:%d:%d overlaps %s line %d (%s:%d:%d)" % (
+                    name, rng.start, rng.count, edit.path, entry.line, entry.owner, entry.start, entry.count))
     if problems:
-        raise SubidError("refused, nothing was written: " + "; ".join(problems))
+        raise SubidError("%s: refused, nothing was written: %s" % (edit.path, "; ".join(problems)))
 
 
 def parse_login_defs(text):
@@ -211,7 +216,7 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
             continue
         host_ids = host_uids if kind_name == "subuid" else host_gids
         id_word = "UID" if kind_name == "subuid" else "GID"
-        identity = OwnerIdentity(lambda name: (uid_of(name) or (None, None))[0])
+        accounts = {}  # owner field -> uid_of(owner), looked up once per owner
         for number, body in subid_file.malformed:
             add("warning", "malformed_line", subid_file.path, number,
                 "%s line %d is not owner:start:count and is ignored: %r" % (subid_file.path, number, body))
@@ -224,7 +229,9 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
             elif rng.start < floor:
                 add("critical", "below_floor", subid_file.path, entry.line,
                     "%s reaches below %d, into system accounts" % (where, floor))
-            account = uid_of(entry.owner)
+            if entry.owner not in accounts:
+                accounts[entry.owner] = uid_of(entry.owner)
+            account = accounts[entry.owner]
             if account is None:
                 add("warning", "unknown_owner", subid_file.path, entry.line,
                     "%s: owner %s has no account on this host" % (where, entry.owner))
@@ -241,12 +248,20 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
         for entry in ordered:
             active = [other for other in active if other.start + other.count > entry.start]
             for other in active:
-                if identity(other.owner) != identity(entry.owner):
+                if _different_accounts(other.owner, entry.owner, accounts):
                     add("critical", "overlap", subid_file.path, entry.line,
                         "%s overlaps %s: each owner can reach the other's files"
                         % (subid_file.where(entry), subid_file.where(other)))
             active.append(entry)
     return found
+
+
+def _different_accounts(owner1, owner2, accounts):
+    """Whether two owner fields are different accounts (a name and its numeric UID are one)."""
+    if owner1 == owner2:
+        return False
+    account1, account2 = accounts.get(owner1), accounts.get(owner2)
+    return not (account1 and account2 and account1[0] == account2[0])
 
 
 def owners_to_remove(items, what):

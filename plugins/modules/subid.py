@@ -166,21 +166,23 @@ from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     write_durably,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
-    OwnerIdentity,
     SubidError,
-    SubidFile,
-    check_new_text,
+    check_edit,
     desired_entries,
+    edit_text,
     owners_to_remove,
-    render_edit,
 )
 
 
-def uid_of(name):
+def aliases_of(owner):
+    """Every owner field that means this account: its name and its numeric UID."""
+    aliases = {owner}
     try:
-        return pwd.getpwnam(name).pw_uid
+        entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
+        aliases.update((entry.pw_name, str(entry.pw_uid)))
     except KeyError:
-        return None
+        pass
+    return aliases
 
 
 def host_ids(module, database):
@@ -208,20 +210,19 @@ def read_text(path):
         return ""
 
 
-def plan_file(module, kind, path, items, identity):
-    """(old text, new text, owners in items) for one file; fails on any refusal."""
+def plan_file(module, kind, path, items):
+    """The Edit of one file; raises SubidError on any refusal."""
     params = module.params
     remove = params["state"] == "absent"
     if remove:
         wanted = owners_to_remove(items, kind)
     else:
         wanted = desired_entries(items, params["floor"], kind)
-    old = read_text(path)
-    new = render_edit(SubidFile(path, old), wanted, identity, remove=remove)
-    if not remove and new != old:
+    edit = edit_text(path, read_text(path), wanted, aliases_of, remove=remove)
+    if not remove and edit.new != edit.old:
         ids = host_ids(module, "passwd" if kind == "subuid" else "group") if params["check_host_ids"] else []
-        check_new_text(path, new, wanted, identity, ids, "UID" if kind == "subuid" else "GID")
-    return old, new, list(wanted)
+        check_edit(edit, ids, "UID" if kind == "subuid" else "GID")
+    return edit
 
 
 def line_changes(old, new):
@@ -248,7 +249,6 @@ def main():
     params = module.params
     if params["floor"] < 1:
         module.fail_json(msg="floor must be at least 1: ID 0 is root")
-    identity = OwnerIdentity(uid_of)
     targets = [("subuid", params["subuid_path"], params["subuid"]),
                ("subgid", params["subgid_path"], params["subgid"])]
     targets = [t for t in targets if t[2]]
@@ -262,28 +262,29 @@ def main():
                 for kind, path, items in targets:
                     locks.enter_context(file_lock(path, params["lock_timeout"]))
             # Plan both files before writing either: a refusal writes nothing at all.
-            plans = [(kind, path) + plan_file(module, kind, path, items, identity)
-                     for kind, path, items in targets]
+            plans = [(kind, plan_file(module, kind, path, items)) for kind, path, items in targets]
             changed_owners = set()
-            for kind, path, old, new, owners in plans:
-                added, removed = line_changes(old, new)
-                result["files"][kind] = {"path": path, "changed": old != new, "added": added,
+            for kind, edit in plans:
+                added, removed = line_changes(edit.old, edit.new)
+                result["files"][kind] = {"path": edit.path, "changed": edit.old != edit.new, "added": added,
                                          "removed": removed}
-                if old != new:
-                    keys = {identity(line.split(":", 1)[0]) for line in added + removed}
-                    changed_owners.update(o for o in owners if identity(o) in keys)
-                    diffs.append({"before_header": path, "after_header": path, "before": old, "after": new})
+                if edit.old != edit.new:
+                    fields = {line.split(":", 1)[0] for line in added + removed}
+                    changed_owners.update(item["name"] for item in module.params[kind]
+                                          if aliases_of(item["name"]) & fields)
+                    diffs.append({"before_header": edit.path, "after_header": edit.path,
+                                  "before": edit.old, "after": edit.new})
             result["changed_owners"] = sorted(changed_owners)
             result["changed"] = bool(diffs)
             if diffs and not module.check_mode:
-                for kind, path, old, new, owners in plans:
-                    if old == new:
+                for kind, edit in plans:
+                    if edit.old == edit.new:
                         continue
-                    if params["backup"] and os.path.exists(path):
-                        result["backup_files"].append(module.backup_local(path))
-                    tmp = write_durably(path, new.encode("utf-8", "surrogateescape"))
-                    module.atomic_move(tmp, path, unsafe_writes=False)
-                    fsync_dir(path)
+                    if params["backup"] and os.path.exists(edit.path):
+                        result["backup_files"].append(module.backup_local(edit.path))
+                    tmp = write_durably(edit.path, edit.new.encode("utf-8", "surrogateescape"))
+                    module.atomic_move(tmp, edit.path, unsafe_writes=False)
+                    fsync_dir(edit.path)
     except (SubidError, LockError) as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:

@@ -65,13 +65,14 @@ def test_backup_keeps_the_old_file(run_module, files):
     "subuid,subgid,message",
     [
         ([{"name": "bob", "start": 950000, "count": 65536}], None,
-         "{dir}/subuid line 4 (bob:950000:65536) overlaps {dir}/subuid line 2 (zed:900000:65536)"),
+         "{dir}/subuid: refused, nothing was written: bob:950000:65536 overlaps {dir}/subuid line 2 "
+         "(zed:900000:65536)"),
         (ALICE, [{"name": "alice", "start": 0, "count": 65536}], "reaches below 1000: ID 0 is root"),
         ([{"name": "alice", "start": 500, "count": 65536}], None, "reaches below 1000"),
         ([{"name": "root:0:65536\nx", "start": 100000, "count": 1}], None, "is not allowed"),
         # The nobody account (65534) is on every Debian host: a range over it is refused.
         ([{"name": "alice", "start": 65000, "count": 1000}], None,
-         "subuid line 4 (alice:65000:1000) contains UID 65534, which the host uses"),
+         "alice:65000:1000 contains UID 65534, which the host uses"),
         (ALICE, [{"name": "alice", "start": 65000, "count": 1000}], "contains GID 65534, which the host uses"),
     ],
 )

@@ -10,20 +10,29 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRang
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     CAP_SETGID,
     CAP_SETUID,
-    OwnerIdentity,
     SubidError,
     SubidFile,
-    check_new_text,
+    check_edit,
     decode_file_caps,
     desired_entries,
+    edit_text,
     findings,
     owners_to_remove,
     parse_login_defs,
-    render_edit,
 )
 
 ACCOUNTS = {"alice": (2001, 2001), "bob": (2002, 2002), "root": (0, 0)}
-identity = OwnerIdentity(lambda name: ACCOUNTS.get(name, (None,))[0])
+
+
+def aliases_of(owner):
+    for name, (uid, gid) in ACCOUNTS.items():
+        if owner in (name, str(uid)):
+            return {name, str(uid)}
+    return {owner}
+
+
+def render_edit(text, wanted, remove=False):
+    return edit_text("/f", text, wanted, aliases_of, remove=remove).new
 
 
 def account_of(owner):
@@ -55,12 +64,12 @@ def test_any_file_round_trips_byte_for_byte(text):
 @given(files, st.sampled_from(["carol", "dave"]))
 def test_editing_an_absent_owner_keeps_every_other_line(text, owner):
     wanted = {owner: [IdRange(9000000, 65536)]}
-    new = render_edit(SubidFile("/f", text), wanted, identity)
+    new = render_edit(text, wanted)
     assert new.startswith(text)
     assert new[len(text):].lstrip("\n") == "%s:9000000:65536\n" % owner
     # Editing again changes nothing; removing restores the original (modulo the final newline added).
-    assert render_edit(SubidFile("/f", new), wanted, identity) == new
-    removed = render_edit(SubidFile("/f", new), owners_to_remove([{"name": owner}], "subuid"), identity, remove=True)
+    assert render_edit(new, wanted) == new
+    removed = render_edit(new, owners_to_remove([{"name": owner}], "subuid"), remove=True)
     assert removed == (text if not text or text.endswith("\n") else text + "\n")
 
 
@@ -68,15 +77,14 @@ def test_owner_lines_are_rewritten_in_place_and_numeric_uid_is_the_same_owner():
     text = "# head\r\nbob:300000:65536\r\n2001:100000:10\r\nzed:1:2\r\nalice:500000:65536\r\n"
     wanted = desired_entries([{"name": "alice", "start": 100000, "count": 65536},
                               {"name": "alice", "start": 4000000, "count": 65536}], 1000, "subuid")
-    new = render_edit(SubidFile("/f", text), wanted, identity)
+    new = render_edit(text, wanted)
     assert new == ("# head\r\nbob:300000:65536\r\nalice:100000:65536\r\nalice:4000000:65536\r\n"
                    "zed:1:2\r\n")
 
 
 def test_absent_removes_name_and_numeric_forms():
     text = "alice:1:2\nbob:3:4\n2001:5:6\n"
-    assert render_edit(SubidFile("/f", text), owners_to_remove([{"name": "alice"}], "subuid"),
-                       identity, remove=True) == "bob:3:4\n"
+    assert render_edit(text, owners_to_remove([{"name": "alice"}], "subuid"), remove=True) == "bob:3:4\n"
 
 
 @pytest.mark.parametrize(
@@ -96,28 +104,46 @@ def test_bad_input_is_refused(item, message):
         desired_entries([item], 1000, "subuid")
 
 
-def test_overlap_with_another_owner_names_both_lines():
-    text = "# x\nbob:150000:65536\n"
-    wanted = desired_entries([{"name": "alice", "start": 100000, "count": 65536}], 1000, "subuid")
-    new = render_edit(SubidFile("/etc/subuid", text), wanted, identity)
+def refusal(text, items, host_ids=()):
+    wanted = desired_entries(items, 1000, "subuid")
     with pytest.raises(SubidError) as err:
-        check_new_text("/etc/subuid", new, wanted, identity, [], "UID")
-    assert str(err.value) == ("refused, nothing was written: /etc/subuid line 2 (bob:150000:65536) overlaps "
-                              "/etc/subuid line 3 (alice:100000:65536)")
+        check_edit(edit_text("/etc/subuid", text, wanted, aliases_of), list(host_ids), "UID")
+    return str(err.value)
+
+
+def test_overlap_with_another_owner_names_its_line():
+    assert refusal("# x\nbob:150000:65536\n", [{"name": "alice", "start": 100000, "count": 65536}]) == (
+        "/etc/subuid: refused, nothing was written: alice:100000:65536 overlaps /etc/subuid line 2 "
+        "(bob:150000:65536)")
+
+
+def test_overlapping_listed_ranges_are_refused():
+    assert "bob:120000:10 overlaps alice:100000:65536" in refusal(
+        "", [{"name": "alice", "start": 100000, "count": 65536}, {"name": "bob", "start": 120000, "count": 10}])
+    assert "(the same owner twice)" in refusal(
+        "", [{"name": "alice", "start": 100000, "count": 65536}, {"name": "alice", "start": 100010, "count": 10}])
+
+
+def test_the_owners_own_old_lines_do_not_count_as_overlap():
+    wanted = desired_entries([{"name": "alice", "start": 100000, "count": 65536}], 1000, "subuid")
+    edit = edit_text("/f", "2001:100000:65536\nalice:120000:10\n", wanted, aliases_of)
+    check_edit(edit, [], "UID")
+    assert edit.new == "alice:100000:65536\n"
 
 
 def test_overlap_between_two_unlisted_owners_is_not_this_edits_business():
-    text = "bob:150000:65536\nzed:160000:10\n"
     wanted = desired_entries([{"name": "alice", "start": 900000, "count": 65536}], 1000, "subuid")
-    new = render_edit(SubidFile("/f", text), wanted, identity)
-    check_new_text("/f", new, wanted, identity, [], "UID")  # no exception
+    check_edit(edit_text("/f", "bob:150000:65536\nzed:160000:10\n", wanted, aliases_of), [], "UID")
+
+
+def test_a_malformed_line_starting_with_the_owner_is_kept():
+    wanted = desired_entries([{"name": "alice", "start": 100000, "count": 65536}], 1000, "subuid")
+    assert render_edit("alice:oops\n", wanted) == "alice:oops\nalice:100000:65536\n"
 
 
 def test_range_over_a_host_id_is_refused():
-    wanted = desired_entries([{"name": "alice", "start": 100000, "count": 65536}], 1000, "subuid")
-    new = render_edit(SubidFile("/f", ""), wanted, identity)
-    with pytest.raises(SubidError, match=r"/f line 1 \(alice:100000:65536\) contains UID 108472, which the host uses"):
-        check_new_text("/f", new, wanted, identity, [0, 1000, 108472, 200000], "UID")
+    assert "alice:100000:65536 contains UID 108472, which the host uses" in refusal(
+        "", [{"name": "alice", "start": 100000, "count": 65536}], [0, 1000, 108472, 200000])
 
 
 def test_findings_on_a_dangerous_file():
