@@ -107,3 +107,57 @@ def test_seed_case_high_uid_image_needs_a_larger_range(run_module, make_user, im
     assert ("not enough subordinate IDs: the image has files owned by IDs above the 65536 that %s can map; "
             "give %s a larger count in subid_owners" % (small, small)) in res["msg"]
     assert large not in res["msg"].split(":")[0]
+
+
+ROLE_PLAY = """\
+- name: Prove rootless Podman with the role
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: fleetid.subid.rootless_podman
+      vars:
+        rootless_podman_install: false
+        rootless_podman_users: {users}
+        rootless_podman_expected: {{subuid: {entries}, subgid: {entries}}}
+        rootless_podman_test_image: localhost/fleetid-highuid:latest
+        rootless_podman_test_image_archive: {archive}
+        rootless_podman_remote_tmp: {remote_tmp}
+        rootless_podman_run_options: {run_options}
+"""
+
+
+def test_seed_case_through_the_role(make_user, images, tmp_path):
+    """The role names the user who needs more IDs, and passes the one who has them."""
+    import json
+
+    from conftest import run_playbook
+
+    remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]  # users must reach the archive
+    small = make_user(3600000, 65536)
+    large = make_user(3700000, 4194304)
+    entries = [{"name": small, "start": 3600000, "count": 65536},
+               {"name": large, "start": 3700000, "count": 4194304}]
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(ROLE_PLAY.format(
+        users=json.dumps([small, large]), entries=json.dumps(entries), archive=images["fleetid-highuid"],
+        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS)))
+    proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
+    assert proc.returncode != 0
+    assert "rootless Podman does not work for %s: %s: podman load of" % (small, small) in proc.stdout
+    assert "not enough subordinate IDs" in proc.stdout
+    assert "rootless Podman does not work for %s," % small not in proc.stdout  # only the small one fails
+
+    entries[0]["count"] = 4194304
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = Path(path).read_text().replace("%s:3600000:65536" % small, "%s:3600000:4194304" % small)
+        Path(path).write_text(text)
+    playbook.write_text(ROLE_PLAY.format(
+        users=json.dumps([small, large]), entries=json.dumps(entries), archive=images["fleetid-highuid"],
+        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS)))
+    subprocess.run(["runuser", "-u", small, "--", "podman", "system", "migrate"], cwd="/", check=True,
+                   capture_output=True)
+    proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
+    subprocess.run(["rm", "-rf", remote_tmp], check=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "rootless Podman works for %s, %s" % (small, large) in proc.stdout
