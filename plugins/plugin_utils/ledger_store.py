@@ -76,7 +76,7 @@ class LedgerStore:
         data = _MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + numbers.tobytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
-            _replace_file(self.memo_path, data, 0o600)
+            replace_file(self.memo_path, data, 0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
 
@@ -127,10 +127,11 @@ class LedgerStore:
             mode = os.stat(self.path).st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-        _replace_file(self.path, text.encode("utf-8"), mode)
+        replace_file(self.path, text.encode("utf-8"), mode)
 
 
-def _replace_file(path, data, mode):
+def replace_file(path, data, mode):
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:

@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin fleetid.subid.audit: the fleet report, written on the controller."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.fleetid.subid.plugins.module_utils.allocator import parse_pool
+from ansible_collections.fleetid.subid.plugins.module_utils.audit import audit, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, parse
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerStore, replace_file
+
+ARGUMENT_SPEC = {
+    "ledger": {"type": "path", "required": True},
+    "pool": {"type": "dict", "required": True},
+    "hosts": {"type": "list", "elements": "str", "required": True},
+    "info_var": {"type": "str", "default": "subid_audit_info"},
+    "owners_var": {"type": "str", "default": "subid_owners"},
+    "report_dir": {"type": "path", "required": True},
+    "fail_on_critical": {"type": "bool", "default": True},
+}
+
+
+def _owner_names(owners):
+    return [o if isinstance(o, str) else o.get("name") for o in owners or []
+            if isinstance(o, str) or (o.get("state") or "present") == "present"]
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        hostvars = (task_vars or {}).get("hostvars", {})
+        try:
+            pool = parse_pool(args["pool"])
+            blocks = parse(LedgerStore(args["ledger"]).read(), args["ledger"])
+        except (RangeError, LedgerError, OSError) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+
+        hosts = {}
+        for host in args["hosts"]:
+            host_vars = hostvars.get(host, {})
+            owners = self._templar.template(host_vars.get(args["owners_var"], []))
+            hosts[host] = {"info": host_vars.get(args["info_var"]), "owners": _owner_names(owners)}
+        report = audit(blocks, pool, hosts)
+
+        folder = args["report_dir"]
+        os.makedirs(folder, exist_ok=True)
+        paths = {name: os.path.join(folder, name) for name in ("subid-audit.json", "subid-audit.md", "subid-idspace.svg")}
+        replace_file(paths["subid-audit.json"], json.dumps(report, indent=2, sort_keys=True).encode(), 0o644)
+        replace_file(paths["subid-audit.md"], to_markdown(report).encode(), 0o644)
+        replace_file(paths["subid-idspace.svg"], to_svg(report, pool).encode(), 0o644)
+
+        summary = report["summary"]
+        result.update(changed=False, summary=summary, findings=report["findings"], reports=sorted(paths.values()))
+        if summary["critical"] and args["fail_on_critical"]:
+            result.update(failed=True, msg="%d critical finding(s), see %s: %s" % (
+                summary["critical"], paths["subid-audit.md"],
+                "; ".join("%s: %s" % (f["host"], f["message"]) for f in report["findings"]
+                          if f["severity"] == "critical")[:4000]))
+        return result

@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet audit: every host's files against the ledger, as JSON, Markdown and an SVG
+map of the ID space. Pure logic: it takes what subid_info returned per host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import FLEET, HOST_PREFIX
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange, merge, subtract
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1}
+
+
+def _finding(host, severity, kind, message, owner=None, file=None, line=None):
+    return {"host": host, "severity": severity, "kind": kind, "owner": owner, "file": file, "line": line,
+            "message": message}
+
+
+def expected_ranges(blocks, host):
+    """owner -> sorted [(start, count)] the ledger gives ``host`` (active blocks)."""
+    wanted = collections.defaultdict(list)
+    for b in blocks:
+        if b.state == "active" and (b.scope == FLEET or b.scope == HOST_PREFIX + host):
+            wanted[b.owner].append((b.start, b.count))
+    return {owner: sorted(ranges) for owner, ranges in wanted.items()}
+
+
+def host_ranges(entries):
+    found = collections.defaultdict(list)
+    for e in entries:
+        found[e["owner"]].append((int(e["start"]), int(e["count"])))
+    return {owner: sorted(ranges) for owner, ranges in found.items()}
+
+
+def audit(blocks, pool, hosts):
+    """The report: ``hosts`` maps host -> {"info": subid_info result, "owners": [names]}.
+
+    Findings per host: drift from the ledger, entries the ledger does not know
+    (unmanaged), released owners still present, entries that collide with another
+    owner's ledger block, plus what subid_info found on the host itself.
+    """
+    findings = []
+    owners_in_ledger = {b.owner for b in blocks}
+    quarantined = {b.owner for b in blocks if b.state == "quarantined"} - {
+        b.owner for b in blocks if b.state == "active"}
+    for host in sorted(hosts):
+        info = hosts[host].get("info") or {}
+        if info.get("failed") or "subuid" not in info:
+            findings.append(_finding(host, "critical", "unreachable",
+                                     "no subid_info from %s: %s" % (host, info.get("msg", "host not audited"))))
+            continue
+        for f in info.get("findings", []):
+            findings.append(_finding(host, f["severity"], f["kind"], f["message"], file=f.get("file"),
+                                     line=f.get("line")))
+        wanted = expected_ranges(blocks, host)
+        listed = set(hosts[host].get("owners") or [])
+        for kind in ("subuid", "subgid"):
+            have = host_ranges(info.get(kind, []))
+            lines = {e["owner"]: e.get("line") for e in info.get(kind, [])}
+            for owner, ranges in sorted(have.items()):
+                where = "/etc/%s line %s" % (kind, lines.get(owner))
+                if owner in wanted and ranges != wanted[owner]:
+                    findings.append(_finding(
+                        host, "critical", "drift",
+                        "%s: %s has %s but the ledger says %s; run site.yml to apply the ledger"
+                        % (where, owner, _text(ranges), _text(wanted[owner])), owner, kind, lines.get(owner)))
+                elif owner in quarantined:
+                    findings.append(_finding(
+                        host, "warning", "released_present",
+                        "%s: %s was released (its blocks are quarantined) but still has %s here"
+                        % (where, owner, _text(ranges)), owner, kind, lines.get(owner)))
+                elif owner in owners_in_ledger and owner not in wanted:
+                    findings.append(_finding(
+                        host, "warning", "not_for_this_host",
+                        "%s: %s has %s, but the ledger gives it no block for %s"
+                        % (where, owner, _text(ranges), host), owner, kind, lines.get(owner)))
+                elif owner not in owners_in_ledger:
+                    clash = [b for b in blocks for s, c in ranges if b.range.overlaps(IdRange(s, c))]
+                    if clash:
+                        findings.append(_finding(
+                            host, "critical", "ledger_conflict",
+                            "%s: %s has %s, which overlaps the ledger's block of %s (%s)"
+                            % (where, owner, _text(ranges), clash[0].owner, clash[0].range),
+                            owner, kind, lines.get(owner)))
+                    else:
+                        findings.append(_finding(
+                            host, "warning", "unmanaged",
+                            "%s: %s has %s, which the ledger does not record (adopt it or remove it)"
+                            % (where, owner, _text(ranges)), owner, kind, lines.get(owner)))
+            for owner in sorted(listed & set(wanted) - set(have)):
+                findings.append(_finding(
+                    host, "critical", "missing",
+                    "%s should have %s in /etc/%s (ledger) but has no line" % (owner, _text(wanted[owner]), kind),
+                    owner, kind))
+    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["host"], f["kind"], f["owner"] or ""))
+    return {
+        "summary": summarize(blocks, pool, findings, sorted(hosts)),
+        "findings": findings,
+        "blocks": [dict(owner=b.owner, scope=b.scope, start=b.start, count=b.count, state=b.state) for b in blocks],
+    }
+
+
+def summarize(blocks, pool, findings, hosts):
+    pool_ids = sum(r.count for r in pool.ranges)
+    taken = merge((b.start, b.end) for b in blocks)
+    reserved = merge((r.start, r.end) for r in pool.reserved)
+    free = subtract(subtract([(r.start, r.end) for r in pool.ranges], reserved), taken)
+    free = subtract(free, [(0, pool.floor)])
+    return {
+        "hosts": len(hosts),
+        "blocks": len(blocks),
+        "active_blocks": sum(1 for b in blocks if b.state == "active"),
+        "quarantined_blocks": sum(1 for b in blocks if b.state == "quarantined"),
+        "owners": len({b.owner for b in blocks}),
+        "pool_ids": pool_ids,
+        "allocated_ids": sum(b.count for b in blocks if b.state == "active"),
+        "quarantined_ids": sum(b.count for b in blocks if b.state == "quarantined"),
+        "free_ids": sum(e - s for s, e in free),
+        "largest_free_run": max((e - s for s, e in free), default=0),
+        "critical": sum(1 for f in findings if f["severity"] == "critical"),
+        "warning": sum(1 for f in findings if f["severity"] == "warning"),
+    }
+
+
+def _text(ranges):
+    return ", ".join("%d+%d" % pair for pair in ranges) or "nothing"
+
+
+def to_markdown(report):
+    s = report["summary"]
+    out = [
+        "# Subordinate ID audit",
+        "",
+        "%d hosts, %d owners, %d blocks (%d active, %d quarantined)."
+        % (s["hosts"], s["owners"], s["blocks"], s["active_blocks"], s["quarantined_blocks"]),
+        "Pool: %d IDs; %d allocated, %d quarantined, %d free (largest free run %d)."
+        % (s["pool_ids"], s["allocated_ids"], s["quarantined_ids"], s["free_ids"], s["largest_free_run"]),
+        "",
+        "**%d critical, %d warning.**" % (s["critical"], s["warning"]),
+        "",
+    ]
+    if report["findings"]:
+        out += ["| severity | host | kind | owner | finding |", "|---|---|---|---|---|"]
+        for f in report["findings"]:
+            out.append("| %s | %s | %s | %s | %s |" % (
+                f["severity"], f["host"], f["kind"], f["owner"] or "", f["message"].replace("|", "\\|")))
+    else:
+        out.append("No findings: every host matches the ledger.")
+    out += ["", "## Ledger", "", "| owner | scope | range | IDs | state |", "|---|---|---|---|---|"]
+    for b in report["blocks"]:
+        out.append("| %s | %s | %d-%d | %d | %s |" % (
+            b["owner"], b["scope"], b["start"], b["start"] + b["count"] - 1, b["count"], b["state"]))
+    return "\n".join(out) + "\n"
+
+
+_COLOURS = {"active": "#2b7bb9", "quarantined": "#e08a1e", "reserved": "#b8b8b8", "free": "#eef3ee"}
+
+
+def to_svg(report, pool, width=960):
+    """One bar per pool range, IDs left to right: blocks by state, reserved, free."""
+    rows = []
+    bar_h, gap, left, top = 28, 34, 10, 40
+    for i, rng in enumerate(pool.ranges):
+        y = top + i * (bar_h + gap)
+        scale = float(width - 2 * left) / rng.count
+
+        def x_of(some_id, rng=rng, scale=scale):
+            return left + (max(rng.start, min(some_id, rng.end)) - rng.start) * scale
+
+        rows.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#666"/>'
+                    % (left, y, width - 2 * left, bar_h, _COLOURS["free"]))
+        for res in pool.reserved:
+            if res.overlaps(rng):
+                rows.append(_bar(x_of(res.start), x_of(res.end), y, bar_h, "reserved",
+                                 "reserved %s" % (res,)))
+        for b in report["blocks"]:
+            block = IdRange(b["start"], b["count"])
+            if block.overlaps(rng):
+                rows.append(_bar(x_of(block.start), x_of(block.end), y, bar_h, b["state"],
+                                 "%s (%s) %s %s" % (b["owner"], b["scope"], block, b["state"])))
+        rows.append('<text x="%d" y="%d" font-size="11">%d</text>' % (left, y + bar_h + 13, rng.start))
+        rows.append('<text x="%d" y="%d" font-size="11" text-anchor="end">%d</text>'
+                    % (width - left, y + bar_h + 13, rng.last))
+    height = top + len(pool.ranges) * (bar_h + gap) + 10
+    legend = "".join(
+        '<rect x="%d" y="12" width="12" height="12" fill="%s"/><text x="%d" y="22" font-size="12">%s</text>'
+        % (left + i * 130, colour, left + i * 130 + 16, name) for i, (name, colour) in enumerate(_COLOURS.items()))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">'
+            '<title>Subordinate ID space</title>%s%s</svg>\n' % (width, height, legend, "".join(rows)))
+
+
+def _bar(x1, x2, y, h, state, title):
+    return ('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s"><title>%s</title></rect>'
+            % (x1, y, max(x2 - x1, 1.0), h, _COLOURS[state], _escape(title)))
+
+
+def _escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This file only documents the action plugin plugins/action/audit.py, which does the work.
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: audit
+short_description: Compare every host's subordinate IDs with the ledger and write a report
+version_added: 0.1.0
+description:
+  - Runs once on the controller. It takes what M(fleetid.subid.subid_info) returned on each
+    host (a registered variable) and compares it with the ledger.
+  - Reports drift, where a host's ranges differ from the ledger. Reports owners the ledger
+    gives the host that have no line there, entries the ledger does not know, and released
+    owners whose lines are still present. Reports entries that overlap another owner's
+    ledger block.
+  - Also reports everything the hosts found themselves. That covers overlaps, ranges over
+    host IDs or root or below 1000, ranges that contain their owner's own UID, missing or
+    unprivileged newuidmap and newgidmap, and disabled user namespaces.
+  - Writes C(subid-audit.json) for tools, C(subid-audit.md) for people and
+    C(subid-idspace.svg), a map of the ID space with blocks, reserved ranges, quarantine and
+    free space. It fails when anything is critical, so CI can gate on it.
+author:
+  - fleetid.subid maintainers (@fleetid)
+options:
+  ledger:
+    description: The ledger file, as for M(fleetid.subid.allocate).
+    type: path
+    required: true
+  pool:
+    description: The pool, as for M(fleetid.subid.allocate).
+    type: dict
+    required: true
+  hosts:
+    description: Hosts to report on, for example C(ansible_play_hosts_all).
+    type: list
+    elements: str
+    required: true
+  info_var:
+    description: Name of the variable, on each host, that holds the registered M(fleetid.subid.subid_info) result.
+    type: str
+    default: subid_audit_info
+  owners_var:
+    description: Name of the variable, on each host, that lists its owners, used to report missing lines.
+    type: str
+    default: subid_owners
+  report_dir:
+    description: Folder on the controller for the three report files.
+    type: path
+    required: true
+  fail_on_critical:
+    description: Fail when there is any critical finding.
+    type: bool
+    default: true
+attributes:
+  action:
+    support: full
+    description: All the work happens in the action plugin, on the controller.
+  check_mode:
+    support: full
+    description: It only reads, and writes the report even in check mode.
+  diff_mode:
+    support: none
+    description: Nothing on the hosts changes.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the controller.
+seealso:
+  - module: fleetid.subid.subid_info
+"""
+
+EXAMPLES = r"""
+- name: Inspect every host
+  fleetid.subid.subid_info:
+  register: subid_audit_info
+
+- name: Write the fleet report
+  fleetid.subid.audit:
+    ledger: "{{ subid_ledger }}"
+    pool: "{{ subid_pool }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+    report_dir: "{{ inventory_dir }}/reports"
+  run_once: true
+"""
+
+RETURN = r"""
+summary:
+  description: Counts of hosts, blocks, IDs, free space and findings.
+  returned: success
+  type: dict
+  sample: {hosts: 3, blocks: 4, active_blocks: 3, quarantined_blocks: 1, owners: 4, critical: 0, warning: 1}
+findings:
+  description: Each finding as C({host, severity, kind, owner, file, line, message}), most severe first.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - host: web1
+      severity: critical
+      kind: drift
+      owner: alice
+      file: subuid
+      line: 1
+      message: "/etc/subuid line 1: alice has 200000+65536 but the ledger says 100000+65536; run site.yml to apply the ledger"
+reports:
+  description: Paths of the report files written.
+  returned: success
+  type: list
+  elements: str
+  sample: [/srv/inventory/reports/subid-audit.json, /srv/inventory/reports/subid-audit.md, /srv/inventory/reports/subid-idspace.svg]
+"""
