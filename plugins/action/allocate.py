@@ -47,6 +47,7 @@ ARGUMENT_SPEC = {
         },
     },
     "owners": {"type": "list", "elements": "raw", "required": True},
+    "hold": {"type": "list", "elements": "str", "default": []},
     "lock_timeout": {"type": "float", "default": 60.0},
 }
 
@@ -110,7 +111,8 @@ class ActionModule(ActionBase):
 
         try:
             pool = parse_pool(args["pool"])
-            requests = parse_owners(args["owners"], pool)
+            held = set(args["hold"])
+            requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
             current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
             result.update(failed=True, msg=str(exc))

@@ -136,6 +136,14 @@ options:
         type: str
         choices: [present, released, reclaimed]
         default: present
+  hold:
+    description:
+      - Owners to leave alone in this call. They are not allocated, released or returned. An
+        example is the RV(fleetid.subid.adopt#module:held) owners, whose existing entries conflict
+        across the fleet and must not be remapped silently.
+    type: list
+    elements: str
+    default: []
   lock_timeout:
     description: Seconds to wait for the ledger lock before failing.
     type: float

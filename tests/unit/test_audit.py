@@ -9,8 +9,8 @@ POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved":
 
 
 def ledger_blocks():
-    outcome = plan([], POOL, parse_owners(["alice", "bob", "dave", {"name": "kubelet", "scope": "host",
-                                                                      "count": 131072}], POOL), "h1", "2026-11-24")
+    owners = ["alice", "bob", "dave", {"name": "kubelet", "scope": "host", "count": 131072}]
+    outcome = plan([], POOL, parse_owners(owners, POOL), "h1", "2026-11-24")
     outcome = plan(outcome.blocks, POOL, parse_owners([{"name": "dave", "state": "released"}], POOL), "h1",
                    "2026-11-25")
     return outcome.blocks  # alice 100000, bob 165536, dave 231072 (quarantined), kubelet@h1 327680

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin fleetid.subid.adopt: record a fleet's agreeing entries in the ledger."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.fleetid.subid.plugins.module_utils.adoption import plan_adoption
+from ansible_collections.fleetid.subid.plugins.module_utils.allocator import check_blocks_against_pool, parse_pool
+from ansible_collections.fleetid.subid.plugins.module_utils.allocator import AllocationError
+from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, load, render
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
+
+ARGUMENT_SPEC = {
+    "ledger": {"type": "path", "required": True},
+    "pool": {"type": "dict", "required": True},
+    "hosts": {"type": "list", "elements": "str", "required": True},
+    "info_var": {"type": "str", "default": "subid_adoption_info"},
+    "remap": {"type": "list", "elements": "str", "default": []},
+    "lock_timeout": {"type": "float", "default": 60.0},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        hostvars = (task_vars or {}).get("hostvars", {})
+        hosts = {host: hostvars.get(host, {}).get(args["info_var"]) for host in args["hosts"]}
+        today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        store = LedgerStore(args["ledger"], args["lock_timeout"])
+        try:
+            pool = parse_pool(args["pool"])
+            with store.locked():
+                blocks = load(store.read(), store.path)[0]
+                check_blocks_against_pool(blocks, pool)
+                decision = plan_adoption(blocks, pool, hosts, args["remap"], today)
+                if decision["adopt"] and not self._task.check_mode:
+                    text = render(blocks + decision["adopt"])
+                    store.write(text)
+                    store.remember_valid(text, sorted(blocks + decision["adopt"], key=lambda b: b.start))
+        except (RangeError, LedgerError, AllocationError, LedgerLockTimeout, OSError) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        result.update(
+            changed=bool(decision["adopt"]),
+            adopted=[{"owner": b.owner, "start": b.start, "count": b.count} for b in decision["adopt"]],
+            conflicts=decision["conflicts"],
+            held=decision["held"],
+            unreached=sorted(h for h, info in hosts.items() if not info or "subuid" not in info),
+        )
+        return result
