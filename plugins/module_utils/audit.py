@@ -162,10 +162,17 @@ _COLOURS = {"active": "#2b7bb9", "quarantined": "#e08a1e", "reserved": "#b8b8b8"
 
 
 def to_svg(report, pool, width=960):
-    """One bar per pool range, IDs left to right: blocks by state, reserved, free."""
+    """One bar per pool range, IDs left to right: blocks by state, reserved, free; and a
+    bar for blocks outside the pool (adopted entries, or a pool that shrank)."""
     rows = []
     bar_h, gap, left, top = 28, 34, 10, 40
-    for i, rng in enumerate(pool.ranges):
+    bars = list(pool.ranges)
+    outside = [IdRange(b["start"], b["count"]) for b in report["blocks"]
+               if not any(r.start <= b["start"] and b["start"] + b["count"] <= r.end for r in pool.ranges)]
+    if outside:
+        low = min(r.start for r in outside)
+        bars.append(IdRange(low, max(r.end for r in outside) - low))
+    for i, rng in enumerate(bars):
         y = top + i * (bar_h + gap)
         scale = float(width - 2 * left) / rng.count
 
@@ -186,7 +193,7 @@ def to_svg(report, pool, width=960):
         rows.append('<text x="%d" y="%d" font-size="11">%d</text>' % (left, y + bar_h + 13, rng.start))
         rows.append('<text x="%d" y="%d" font-size="11" text-anchor="end">%d</text>'
                     % (width - left, y + bar_h + 13, rng.last))
-    height = top + len(pool.ranges) * (bar_h + gap) + 10
+    height = top + len(bars) * (bar_h + gap) + 10
     legend = "".join(
         '<rect x="%d" y="12" width="12" height="12" fill="%s"/><text x="%d" y="22" font-size="12">%s</text>'
         % (left + i * 130, colour, left + i * 130 + 16, name) for i, (name, colour) in enumerate(_COLOURS.items()))
