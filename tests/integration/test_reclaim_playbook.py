@@ -1,0 +1,73 @@
+"""playbooks/reclaim.yml: a released block returns to the pool only when no file on any
+host is owned by one of its IDs."""
+
+import json
+import os
+
+import yaml
+
+from conftest import TOP, run_playbook
+
+from ansible_collections.fleetid.subid.plugins.module_utils import ledger
+
+POOL = {"ranges": [{"start": 100000, "count": 1000000}]}
+RELEASE = """\
+- name: Allocate, then release dave
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Allocate
+      fleetid.subid.allocate:
+        ledger: "{{ subid_ledger }}"
+        pool: "{{ subid_pool }}"
+        owners: [alice, dave]
+    - name: Release dave
+      fleetid.subid.allocate:
+        ledger: "{{ subid_ledger }}"
+        pool: "{{ subid_pool }}"
+        owners: [{name: dave, state: released}]
+"""
+
+
+def setup_fleet(tmp_path):
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    evars = {"subid_ledger": str(tmp_path / "subid-ledger.yml"), "subid_pool": POOL,
+             "subid_reclaim": ["dave"], "subid_reclaim_scan_paths": [str(scan)]}
+    varfile = tmp_path / "vars.json"
+    varfile.write_text(json.dumps(evars))
+    (tmp_path / "release.yml").write_text(RELEASE)
+    run_playbook(tmp_path / "release.yml", "-e", "@%s" % varfile)
+    return scan, varfile
+
+
+def states(tmp_path):
+    return {b.owner: b.state for b in ledger.parse((tmp_path / "subid-ledger.yml").read_text())}
+
+
+def reclaim(varfile):
+    return run_playbook(TOP / "playbooks" / "reclaim.yml", "-e", "@%s" % varfile, "-c", "local", check=False,
+                        env={"ANSIBLE_BECOME": "false"})
+
+
+def test_a_file_owned_by_a_released_id_stops_the_reclaim(tmp_path):
+    scan, varfile = setup_fleet(tmp_path)
+    assert states(tmp_path) == {"alice": "active", "dave": "quarantined"}
+    leftover = scan / "dave-layer"
+    leftover.write_text("still here")
+    os.chown(leftover, 165536 + 1000, 0)  # inside dave's block 165536-231071
+    before = (tmp_path / "subid-ledger.yml").read_bytes()
+    proc = reclaim(varfile)
+    assert proc.returncode != 0
+    assert str(leftover) in proc.stdout
+    assert (tmp_path / "subid-ledger.yml").read_bytes() == before
+
+    os.chown(leftover, 0, 165536 + 5)  # a group ID in the block counts too
+    assert reclaim(varfile).returncode != 0
+
+    leftover.unlink()
+    proc = reclaim(varfile)
+    assert proc.returncode == 0, proc.stdout
+    assert states(tmp_path) == {"alice": "active"}
+    assert yaml.safe_load((tmp_path / "subid-ledger.yml").read_text())["blocks"][0]["owner"] == "alice"
