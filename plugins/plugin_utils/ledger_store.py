@@ -25,10 +25,10 @@ import fcntl
 import hashlib
 import os
 import sys
-import tempfile
 import time
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ledger import SpanIndex
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import fsync_dir, write_durably
 
 _MEMO_MAGIC = b"fleetid.subid spans 1\n"
 
@@ -122,31 +122,18 @@ class LedgerStore:
             return "another process"
 
     def write(self, text):
-        """Replace the ledger atomically: temp file in the same folder, fsync, rename."""
-        try:
-            mode = os.stat(self.path).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
-        replace_file(self.path, text.encode("utf-8"), mode)
+        """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
+        replace_file(self.path, text.encode("utf-8"), 0o644)
 
 
-def replace_file(path, data, mode):
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+def replace_file(path, data, default_mode):
+    """Write ``data`` to ``path`` atomically: temp file in the same folder (mode and owner
+    of the file it replaces, else ``default_mode``), fsync, rename, fsync the folder."""
+    tmp = write_durably(path, data, default_mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path)
