@@ -1,0 +1,74 @@
+"""playbooks/onboard.yml and playbooks/audit.yml on this machine (connection local):
+onboarding twice changes nothing the second time; the audit's exit status gates CI."""
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import TOP, run_playbook
+
+pytestmark = pytest.mark.needs_root
+
+PODMAN_ENV = {"CONTAINERS_CONF": str(TOP / "tests" / "podman" / "containers.conf")}
+
+
+@pytest.fixture
+def real_files():
+    saved = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+    yield
+    for path, data in saved.items():
+        Path(path).write_bytes(data)
+
+
+def write_vars(tmp_path, **values):
+    values.setdefault("subid_ledger", str(tmp_path / "subid-ledger.yml"))
+    values.setdefault("subid_pool", {"ranges": [{"start": 9000000, "count": 10000000}]})
+    path = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:6])
+    path.write_text(json.dumps(values))
+    return path
+
+
+def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
+    name = "fo" + uuid.uuid4().hex[:6]
+    varfile = write_vars(tmp_path, subid_accounts=[{"name": name, "uid": 2901, "count": 131072}],
+                         rootless_podman_install=False,
+                         rootless_podman_run_options=["--network", "none", "--runtime", "runc",
+                                                      "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+    playbook = TOP / "playbooks" / "onboard.yml"
+    try:
+        first = run_playbook(playbook, "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
+        assert "changed=0" not in first.stdout
+        assert "rootless Podman works for %s" % name in first.stdout
+        assert "%s:9000000:131072\n" % name in Path("/etc/subuid").read_text()
+        assert subprocess.check_output(["id", "-u", name]).strip() == b"2901"
+        second = run_playbook(playbook, "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
+        assert "changed=0" in second.stdout, second.stdout
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def test_audit_exit_status_follows_critical_findings(tmp_path, real_files):
+    report_dir = tmp_path / "reports"
+    playbook = TOP / "playbooks" / "audit.yml"
+    Path("/etc/subuid").write_text("")
+    Path("/etc/subgid").write_text("")
+    clean = write_vars(tmp_path, subid_owners=[], subid_report_dir=str(report_dir))
+    proc = run_playbook(playbook, "-e", "@%s" % clean, "-c", "local", check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads((report_dir / "subid-audit.json").read_text())["summary"]["critical"] == 0
+
+    (tmp_path / "subid-ledger.yml").write_text(
+        'version: 1\nblocks:\n- {owner: "root", scope: "fleet", start: 9000000, count: 65536, state: active, '
+        "allocated: 2026-11-24}\n")
+    Path("/etc/subuid").write_text("root:1000:65536\n")
+    drifted = write_vars(tmp_path, subid_owners=["root"], subid_report_dir=str(report_dir))
+    proc = run_playbook(playbook, "-e", "@%s" % drifted, "-c", "local", check=False)
+    assert proc.returncode != 0
+    report = json.loads((report_dir / "subid-audit.json").read_text())
+    kinds = {f["kind"] for f in report["findings"]}
+    assert {"drift", "host_id_collision", "missing"} <= kinds  # nobody (65534); nothing in /etc/subgid
+    assert "/etc/subuid line 1: root has 1000+65536 but the ledger says 9000000+65536" in proc.stdout

@@ -1,0 +1,50 @@
+"""Role fleetid.subid.uidmap on this machine: the real newuidmap passes; one that lost its
+setuid bit is a clear failure naming the helper and the fix."""
+
+import os
+import stat
+
+import pytest
+
+from conftest import run_playbook
+
+pytestmark = pytest.mark.needs_root
+
+PLAY = """\
+- name: Check the ID-map helpers
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: fleetid.subid.uidmap
+      vars:
+        uidmap_install: false
+"""
+
+
+@pytest.fixture
+def playbook(tmp_path):
+    path = tmp_path / "uidmap.yml"
+    path.write_text(PLAY)
+    return path
+
+
+def test_intact_helpers_pass(playbook):
+    proc = run_playbook(playbook, check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert "failed=0" in proc.stdout
+
+
+def test_a_helper_without_setuid_or_caps_fails_clearly(playbook):
+    helper = "/usr/bin/newuidmap"
+    mode = os.stat(helper).st_mode
+    assert mode & stat.S_ISUID, "the test expects Debian's setuid newuidmap"
+    os.chmod(helper, stat.S_IMODE(mode) & ~stat.S_ISUID)
+    try:
+        proc = run_playbook(playbook, check=False)
+    finally:
+        os.chmod(helper, stat.S_IMODE(mode))
+    assert proc.returncode != 0
+    assert "newuidmap at /usr/bin/newuidmap carries neither the setuid bit nor the cap_setuid file" in proc.stdout
+    assert "chmod u+s /usr/bin/newuidmap" in proc.stdout
+    assert os.stat(helper).st_mode & stat.S_ISUID
