@@ -5,6 +5,7 @@ Includes the seed case: an image with a file owned by UID 4,000,000 fails clearl
 user with 65536 subordinate IDs and runs for a user given 4,194,304.
 """
 
+import json
 import os
 import subprocess
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOP
+from conftest import TOP, run_playbook
 
 pytestmark = pytest.mark.needs_root
 
@@ -129,10 +130,6 @@ ROLE_PLAY = """\
 
 def test_seed_case_through_the_role(make_user, images, tmp_path):
     """The role names the user who needs more IDs, and passes the one who has them."""
-    import json
-
-    from conftest import run_playbook
-
     remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]  # users must reach the archive
     small = make_user(3600000, 65536)
     large = make_user(3700000, 4194304)
