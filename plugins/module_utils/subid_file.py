@@ -6,6 +6,12 @@
 Pure logic. A file is kept as its raw lines (line endings included), so every line we
 do not change is written back byte for byte: comments, blank lines and lines shadow
 would not parse stay exactly where they were.
+
+Lines are split on ``\\n`` only, as shadow's fgets() does (never on the other characters
+``str.splitlines`` treats as line breaks), and numbers are read the way shadow reads
+them (``strtoul(s, &end, 0)``: leading blanks, ``+``, ``0x`` hex and ``0`` octal), so a
+line such as ``bob:0100000:65536`` is bob's range 32768-98303 to us exactly as it is to
+newuidmap.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,22 +30,98 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     make_range,
 )
 
-# owner:start:count, as shadow's subordinate_parse reads it (no empty fields, numbers only).
-_ENTRY = re.compile(r"\A([^:#\s][^:\s]*):(\d+):(\d+)\Z")
+# The canonical form we write and most files hold: owner:start:count in plain decimal.
+_CANONICAL = re.compile(r"\A([^:#\s][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\Z")
+_C_SPACE = " \t\n\v\f\r"
+_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
+# subordinate_parse() refuses lines of 1024 characters or more.
+MAX_LINE = 1023
 
 
 class SubidError(ValueError):
     """A refused change; the message names the file, line and range at fault."""
 
 
-class Entry(collections.namedtuple("Entry", "owner start count line")):
-    """One well-formed line: ``line`` is its 1-based number in the file."""
+class Entry(collections.namedtuple("Entry", "owner start count line note", defaults=(None,))):
+    """One line that holds a range: ``line`` is its 1-based number in the file.
+
+    ``note`` is None for a canonical line; otherwise it says how shadow reads (or ignores)
+    this unusual line. Such lines still count as taken when checking overlaps.
+    """
 
     __slots__ = ()
 
     @property
     def range(self):
         return IdRange(self.start, self.count)
+
+    def __str__(self):
+        return "%s:%d:%d" % (self.owner, self.start, self.count)
+
+
+def split_lines(text):
+    """Lines of ``text`` with their ``\\n`` kept; only ``\\n`` ends a line (as in shadow)."""
+    if not text:
+        return []
+    lines = [line + "\n" for line in text.split("\n")]
+    last = lines.pop()[:-1]
+    if last:
+        lines.append(last)
+    return lines
+
+
+def c_strtoul(text):
+    """The number C's ``strtoul(text, &end, 0)`` reads when it consumes all of ``text``
+    (as shadow's getulong/a2ul require), else None. Negative numbers are refused, as
+    newer shadow does."""
+    s = text.lstrip(_C_SPACE)
+    if s[:1] == "+":
+        s = s[1:]
+    if s[:2] in ("0x", "0X"):
+        digits, base = s[2:], 16
+    elif s[:1] == "0":
+        digits, base = s, 8
+    else:
+        digits, base = s, 10
+    if not digits or not _DIGITS[base].issuperset(digits):
+        return None
+    return int(digits, base)
+
+
+def parse_entry(raw, number):
+    """An Entry from one raw line, or None when the line holds no range."""
+    body = raw[:-1] if raw.endswith("\n") else raw
+    if len(body) > MAX_LINE:
+        return None
+    m = _CANONICAL.match(body)
+    if m:
+        start, count = int(m.group(2)), int(m.group(3))
+        return Entry(m.group(1), start, count, number) if start + count <= ID_LIMIT else None
+    return _parse_unusual(body, number)
+
+
+def _parse_unusual(body, number):
+    note = None
+    if body.endswith("\r"):
+        body = body[:-1]
+        note = "ends in CR (a Windows line ending), so shadow and newuidmap ignore it"
+    fields = body.split(":")
+    if len(fields) < 3 or not all(fields[:3]) or fields[0].lstrip().startswith("#"):
+        return None
+    start, count = c_strtoul(fields[1]), c_strtoul(fields[2])
+    if start is None or count is None or count < 1 or start + count > ID_LIMIT:
+        return None
+    if note is None and len(fields) > 3:
+        note = ("has %d fields: shadow 4.13 and older read it as %s:%d:%d, newer shadow ignores it"
+                % (len(fields), fields[0], start, count))
+    if note is None:
+        note = "is not plain decimal: shadow reads it as %r:%d:%d" % (fields[0], start, count)
+    return Entry(fields[0], start, count, number, note)
+
+
+def _is_comment_or_blank(raw):
+    body = raw.rstrip("\r\n")
+    return not body.strip() or body.lstrip().startswith("#")
 
 
 class SubidFile:
@@ -48,23 +130,25 @@ class SubidFile:
     def __init__(self, path, text):
         self.path = path
         self.text = text
-        self.lines = text.splitlines(True)
+        self.lines = split_lines(text)
         self.entries = []
-        self.malformed = []  # (line number, text) of non-comment, non-blank lines shadow can't use
+        self.malformed = []  # (line number, text) of lines that hold no range and are no comment
         for number, raw in enumerate(self.lines, 1):
             entry = parse_entry(raw, number)
             if entry is not None:
                 self.entries.append(entry)
-                continue
-            body = raw.rstrip("\r\n")
-            if body.strip() and not body.lstrip().startswith("#"):
-                self.malformed.append((number, body))
+            elif not _is_comment_or_blank(raw):
+                self.malformed.append((number, raw.rstrip("\n")))
 
     def where(self, entry):
-        return "%s line %d (%s:%d:%d)" % (self.path, entry.line, entry.owner, entry.start, entry.count)
+        return "%s line %d (%s)" % (self.path, entry.line, entry)
 
 
-def desired_entries(items, floor, what):
+def _refused(path, problems):
+    return SubidError("%s: refused, nothing was written: %s" % (path, "; ".join(problems)))
+
+
+def desired_entries(items, floor, what, path=None):
     """Checked ``{owner: [IdRange, ...]}`` from module input ``[{name, start, count}]``."""
     wanted = collections.OrderedDict()
     for i, item in enumerate(items):
@@ -72,34 +156,35 @@ def desired_entries(items, floor, what):
         name = item.get("name")
         try:
             check_owner_name(name, "%s owner" % label)
-        except RangeError as exc:
-            raise SubidError(str(exc))
-        try:
             rng = make_range(item.get("start"), item.get("count"), "%s (%s)" % (label, name))
         except RangeError as exc:
-            raise SubidError(str(exc))
+            raise _refused(path or what, [str(exc)])
         if rng.start < floor:
-            raise SubidError("%s: %s:%d:%d reaches below %d: %s" % (
+            raise _refused(path or what, ["%s: %s:%d:%d reaches below %d: %s" % (
                 label, name, rng.start, rng.count, floor,
-                "ID 0 is root" if rng.start == 0 else "IDs below the floor belong to system accounts"))
+                "ID 0 is root" if rng.start == 0 else "IDs below the floor belong to system accounts")])
         wanted.setdefault(name, []).append(rng)
     return wanted
 
 
-Edit = collections.namedtuple("Edit", "path old new others listed")
-"""An edit of one file: ``others`` are the well-formed entries of owners not being
-changed (with their line numbers), ``listed`` the (owner, IdRange) pairs the listed
-owners will have."""
+def owners_to_remove(items, what, path=None):
+    """Checked ``{owner: []}`` for state absent: only names are needed."""
+    names = collections.OrderedDict()
+    for i, item in enumerate(items):
+        try:
+            names[check_owner_name(item.get("name"), "%s[%d] owner" % (what, i))] = []
+        except RangeError as exc:
+            raise _refused(path or what, [str(exc)])
+    return names
 
 
-def parse_entry(raw, number):
-    """An Entry from one raw line, or None when shadow would not use it."""
-    m = _ENTRY.match(raw.rstrip("\r\n"))
-    if m:
-        start, count = int(m.group(2)), int(m.group(3))
-        if count >= 1 and start + count <= ID_LIMIT:
-            return Entry(m.group(1), start, count, number)
-    return None
+Edit = collections.namedtuple("Edit", "path old new others listed removed")
+"""An edit of one file: ``others`` are the entries of owners not being changed (with
+their line numbers), ``listed`` the (owner, IdRange, line in the new text) triples the
+listed owners will have, ``removed`` the old lines (without ``\\n``) of the listed owners."""
+
+# A canonical line as it comes from split_lines: owner:start:count and maybe its newline.
+_CANONICAL_LINE = re.compile(r"([^:#\s][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\n?\Z")
 
 
 def edit_text(path, text, wanted, aliases_of, remove=False):
@@ -107,96 +192,178 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
 
     ``aliases_of(name)`` returns every owner field meaning that account (its name, its
     numeric UID); only the listed owners are resolved, never the whole file, which may
-    hold 100,000 owners. Their lines are rewritten where the first of them was; owners
-    without lines are appended. Every other line is kept byte for byte.
+    hold 100,000 owners. Their lines are rewritten where the first of them was, in the
+    name form given; owners without lines are appended. Lines we write end in ``\\n``
+    (shadow does not read a line ending in CR); a missing final newline stays missing
+    unless we append after it. Every other line is kept byte for byte.
+
+    One pass, linear in the file; canonical lines of other owners take one regex match.
     """
     alias = {}
     for name in wanted:
         for field in aliases_of(name):
             alias.setdefault(field, name)
     placed = set()
-    out, others = [], []
-    for number, raw in enumerate(text.splitlines(True), 1):
-        name = alias.get(raw.split(":", 1)[0])
-        entry = parse_entry(raw, number) if name is not None or not remove else None
-        if name is None or entry is None:
-            out.append(raw)  # not a listed owner's entry (a malformed line is never ours)
-            if entry is not None:
-                others.append(entry)
-            continue
+    out, others, listed, removed = [], [], [], []
+    canonical = _CANONICAL_LINE.match
+    for number, raw in enumerate(split_lines(text), 1):
+        m = canonical(raw)
+        if m is not None and len(raw) <= MAX_LINE + 1:
+            owner, start, count = m.groups()
+            name = alias.get(owner)
+            if name is None or int(start) + int(count) > ID_LIMIT:  # not ours, or no range at all
+                out.append(raw)
+                if not remove and name is None:
+                    start, count = int(start), int(count)
+                    if start + count <= ID_LIMIT:
+                        others.append(Entry(owner, start, count, number))
+                continue
+        else:
+            name = alias.get(raw.split(":", 1)[0])
+            entry = parse_entry(raw, number) if name is not None or not remove else None
+            if name is None or entry is None:
+                out.append(raw)  # not a listed owner's range (a line without a range is never ours)
+                if entry is not None:
+                    others.append(entry)
+                continue
+        removed.append(raw.rstrip("\n"))
         if remove or name in placed:
             continue
         placed.add(name)
-        ending = raw[len(raw.rstrip("\r\n")):] or "\n"
-        out.extend("%s:%d:%d%s" % (name, r.start, r.count, ending) for r in wanted[name])
-    if not remove:
-        missing = [name for name in wanted if name not in placed]
-        if missing and out and not out[-1].endswith("\n"):
+        for rng in wanted[name]:
+            listed.append((name, rng, len(out) + 1))
+            out.append("%s:%d:%d\n" % (name, rng.start, rng.count))
+    missing = [] if remove else [name for name in wanted if name not in placed]
+    if text and not text.endswith("\n") and not missing and listed and listed[-1][2] == len(out):
+        out[-1] = out[-1][:-1]  # the file ended without a newline, in lines we rewrote: keep it so
+    if missing:
+        if out and not out[-1].endswith("\n"):
             out[-1] += "\n"
         for name in missing:
-            out.extend("%s:%d:%d\n" % (name, r.start, r.count) for r in wanted[name])
-    listed = [] if remove else [(name, rng) for name, ranges in wanted.items() for rng in ranges]
-    return Edit(path, text, "".join(out), others, listed)
+            for rng in wanted[name]:
+                listed.append((name, rng, len(out) + 1))
+                out.append("%s:%d:%d\n" % (name, rng.start, rng.count))
+    return Edit(path, text, "".join(out), others, listed, removed)
 
 
-def check_edit(edit, host_ids, kind):
+def line_changes(edit):
+    """``(added, removed)`` lines (without newline) of an edit, lines kept as they were
+    left out. Only the listed owners' lines can change."""
+    written = ["%s:%d:%d" % (name, rng.start, rng.count) for name, rng, line in edit.listed]
+    old, new = set(edit.removed), set(written)
+    return [line for line in written if line not in old], [line for line in edit.removed if line not in new]
+
+
+def check_edit(edit, host_ids, kind, own_ids=None, id_names=None):
     """Refuse an edit whose listed ranges overlap each other or another owner's range, or
-    contain an ID the host uses (``host_ids``: sorted UIDs or GIDs).
+    contain an ID the host uses.
 
-    Overlaps between two owners that are not being changed are left to subid_info: this
-    module answers for the lines it writes.
+    ``host_ids``: sorted UIDs (subuid) or GIDs (subgid) in use; ``own_ids``: owner name ->
+    that owner's own UID or primary GID, to say so when a range holds it; ``id_names``:
+    ID -> account or group name, for the message. Overlaps between two owners that are
+    not being changed are left to subid_info: this module answers for the lines it writes.
     """
+    own_ids = own_ids or {}
+    id_names = id_names or {}
     problems = []
-    listed = sorted(edit.listed, key=lambda pair: pair[1])
-    for (name1, rng1), (name2, rng2) in zip(listed, listed[1:]):
+
+    def new(name, rng, line):
+        return "%s:%d:%d (new line %d)" % (name, rng.start, rng.count, line)
+
+    listed = sorted(edit.listed, key=lambda triple: triple[1])
+    for (name1, rng1, line1), (name2, rng2, line2) in zip(listed, listed[1:]):
         if rng2.start < rng1.end:
-            problems.append("%s:%d:%d overlaps %s:%d:%d%s" % (
-                name2, rng2.start, rng2.count, name1, rng1.start, rng1.count,
+            problems.append("%s overlaps %s%s" % (
+                new(name2, rng2, line2), new(name1, rng1, line1),
                 " (the same owner twice)" if name1 == name2 else ""))
-    for name, rng in listed:
+    for name, rng, line in listed:
+        own = own_ids.get(name)
+        if own is not None and rng.contains_id(own):
+            problems.append("%s contains %s's own %s %d: an account's own ID must never be one of its "
+                            "subordinate IDs" % (new(name, rng, line), name, kind, own))
+            continue
         i = bisect.bisect_left(host_ids, rng.start)
         if i < len(host_ids) and host_ids[i] < rng.end:
-            problems.append("%s:%d:%d contains %s %d, which the host uses (an account's own ID must "
-                            "never be a subordinate ID)" % (name, rng.start, rng.count, kind, host_ids[i]))
+            holder = id_names.get(host_ids[i])
+            problems.append("%s contains %s %d%s, which the host uses" % (
+                new(name, rng, line), kind, host_ids[i], " (%s)" % holder if holder else ""))
     if not problems:  # listed ranges are disjoint: sorted by start, they are sorted by end too
-        starts = [rng.start for name, rng in listed]
-        ends = [rng.end for name, rng in listed]
+        starts = [rng.start for name, rng, line in listed]
+        ends = [rng.end for name, rng, line in listed]
         for entry in edit.others:
             j = bisect.bisect_right(ends, entry.start)
             if j < len(starts) and starts[j] < entry.start + entry.count:
-                name, rng = listed[j]
-                problems.append("%s:%d:%d overlaps %s line %d (%s:%d:%d)" % (
-                    name, rng.start, rng.count, edit.path, entry.line, entry.owner, entry.start, entry.count))
+                name, rng, line = listed[j]
+                problems.append("%s overlaps %s line %d (%s)%s" % (
+                    new(name, rng, line), edit.path, entry.line, entry,
+                    ", which %s" % entry.note if entry.note else ""))
     if problems:
-        raise SubidError("%s: refused, nothing was written: %s" % (edit.path, "; ".join(problems)))
+        raise _refused(edit.path, problems)
+
+
+LOGIN_DEFS_KEYS = ("SUB_UID_MIN", "SUB_UID_MAX", "SUB_UID_COUNT", "SUB_GID_MIN", "SUB_GID_MAX",
+                   "SUB_GID_COUNT", "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX")
 
 
 def parse_login_defs(text):
-    """SUB_UID_*/SUB_GID_*/UID_*/GID_* values from login.defs text (last one wins)."""
+    """SUB_UID_*/SUB_GID_*/UID_*/GID_* values from login.defs text.
+
+    As shadow's getdef.c: ``NAME value`` with blanks between, ``#`` comment lines
+    skipped, the last definition wins; numbers are read like strtol base 0 (so ``0x``
+    hex works); a value that is no number is returned as the string.
+    """
     values = {}
-    wanted = ("SUB_UID_MIN", "SUB_UID_MAX", "SUB_UID_COUNT", "SUB_GID_MIN", "SUB_GID_MAX",
-              "SUB_GID_COUNT", "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX")
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] in wanted:
-            values[fields[0]] = int(fields[1]) if fields[1].isdigit() else fields[1]
+        if len(fields) >= 2 and fields[0] in LOGIN_DEFS_KEYS:
+            value = fields[1].strip('"')
+            number = c_strtoul(value)
+            values[fields[0]] = number if number is not None else value
     return values
 
 
 CAP_SETGID = 6
 CAP_SETUID = 7
+VFS_CAP_REVISION_MASK = 0xFF000000
+VFS_CAP_FLAGS_EFFECTIVE = 0x000001
+VFS_CAP_REVISION_1 = 0x01000000
+VFS_CAP_REVISION_2 = 0x02000000
+VFS_CAP_REVISION_3 = 0x03000000
 
 
 def decode_file_caps(raw):
-    """Permitted capability numbers in a ``security.capability`` xattr (vfs_cap_data)."""
-    if not raw or len(raw) < 12:
-        return set()
-    words = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - len(raw) % 4, 4)]
-    revision = words[0] & 0xFF000000
-    permitted = words[1]
-    if revision in (0x02000000, 0x03000000) and len(words) >= 5:
+    """Permitted capability numbers in a ``security.capability`` xattr.
+
+    struct vfs_cap_data (linux/capability.h), little-endian u32s: magic_etc (revision
+    in the top byte, bit 0 = effective), then {permitted, inheritable} for the low 32
+    capabilities, for revisions 2 and 3 a second pair for the high 32, and for revision
+    3 the namespace root UID.
+    """
+    caps = decode_file_caps_full(raw)
+    return caps["permitted"] if caps else set()
+
+
+def decode_file_caps_full(raw):
+    """``{revision, effective, permitted, inheritable, rootid}`` or None when ``raw`` is
+    no vfs_cap_data."""
+    if not raw or len(raw) < 12 or len(raw) % 4:
+        return None
+    words = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw), 4)]
+    revision = words[0] & VFS_CAP_REVISION_MASK
+    need = {VFS_CAP_REVISION_1: 3, VFS_CAP_REVISION_2: 5, VFS_CAP_REVISION_3: 6}.get(revision)
+    if need is None or len(words) < need:
+        return None
+    permitted, inheritable = words[1], words[2]
+    if revision != VFS_CAP_REVISION_1:
         permitted |= words[3] << 32
-    return {bit for bit in range(64) if permitted >> bit & 1}
+        inheritable |= words[4] << 32
+    return {
+        "revision": revision >> 24,
+        "effective": bool(words[0] & VFS_CAP_FLAGS_EFFECTIVE),
+        "permitted": {bit for bit in range(64) if permitted >> bit & 1},
+        "inheritable": {bit for bit in range(64) if inheritable >> bit & 1},
+        "rootid": words[5] if revision == VFS_CAP_REVISION_3 else None,
+    }
 
 
 def findings(files, uid_of, host_uids, host_gids, floor=1000):
@@ -223,6 +390,8 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
         for entry in subid_file.entries:
             rng = entry.range
             where = subid_file.where(entry)
+            if entry.note:
+                add("warning", "malformed_line", subid_file.path, entry.line, "%s %s" % (where, entry.note))
             if rng.start == 0:
                 add("critical", "maps_root", subid_file.path, entry.line,
                     "%s contains ID 0: its owner can become the host's root" % where)
@@ -243,6 +412,7 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
             elif i < len(host_ids) and host_ids[i] < rng.end:
                 add("critical", "host_id_collision", subid_file.path, entry.line,
                     "%s contains %s %d, which the host uses" % (where, id_word, host_ids[i]))
+        # Sweep by start; ``active`` holds the ranges still open at the sweep position.
         ordered = sorted(subid_file.entries, key=lambda e: (e.start, e.count))
         active = []
         for entry in ordered:
@@ -264,12 +434,49 @@ def _different_accounts(owner1, owner2, accounts):
     return not (account1 and account2 and account1[0] == account2[0])
 
 
-def owners_to_remove(items, what):
-    """Checked ``{owner: []}`` for state absent: only names are needed."""
-    names = collections.OrderedDict()
-    for i, item in enumerate(items):
-        try:
-            names[check_owner_name(item.get("name"), "%s[%d] owner" % (what, i))] = []
-        except RangeError as exc:
-            raise SubidError(str(exc))
-    return names
+def nsswitch_subid_source(text):
+    """The first source of the ``subid:`` line of nsswitch.conf text, or None."""
+    for line in (text or "").splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[0] == "subid:" and len(fields) > 1:
+            return fields[1]
+    return None
+
+
+def system_findings(helpers, sysctls, nsswitch_source=None, nsswitch_path="/etc/nsswitch.conf"):
+    """Findings about the helpers, the user-namespace sysctls and nsswitch.
+
+    ``helpers``: [{name, path, exists, setuid, capability, capability_ok}];
+    ``sysctls``: {name: int} for the sysctls that exist.
+    """
+    found = []
+
+    def add(severity, kind, path, message):
+        found.append({"severity": severity, "kind": kind, "file": path, "line": None, "message": message})
+
+    for helper in helpers:
+        if not helper["exists"]:
+            add("critical", "helper_missing", None, "%s is not installed: rootless containers get only the "
+                "user's own ID (install uidmap on Debian/Ubuntu, shadow-utils on Fedora/RHEL)" % helper["name"])
+        elif not (helper["setuid"] or helper["capability_ok"]):
+            add("critical", "helper_not_privileged", helper["path"], "%s has neither the setuid bit (owner root) "
+                "nor %s+ep: writing ID maps fails with 'Operation not permitted'"
+                % (helper["path"], helper["capability"]))
+    off = sorted(name for name in ("user.max_user_namespaces", "kernel.unprivileged_userns_clone")
+                 if sysctls.get(name) == 0)
+    if off:
+        add("critical", "userns_disabled", None, "unprivileged user namespaces are disabled (%s)"
+            % ", ".join("%s=0" % name for name in off))
+    if sysctls.get("kernel.apparmor_restrict_unprivileged_userns") == 1:
+        add("warning", "userns_disabled", None, "AppArmor restricts unprivileged user namespaces "
+            "(kernel.apparmor_restrict_unprivileged_userns=1): only programs with a 'userns,' profile "
+            "(the distribution's podman has one) can create them")
+    if nsswitch_source and nsswitch_source != "files":
+        add("warning", "nsswitch_subid", nsswitch_path, "subid: %s in %s: tools built with libsubid read "
+            "ranges from %s, not from these files" % (nsswitch_source, nsswitch_path, nsswitch_source))
+    return found
+
+
+def sort_findings(found):
+    """Most severe first, then by file and line."""
+    return sorted(found, key=lambda f: (f["severity"] != "critical", f["file"] or "", f["line"] or 0))

@@ -75,11 +75,32 @@ EXAMPLES = r"""
 
 RETURN = r"""
 subuid:
-  description: Well-formed entries of the subuid file, in file order.
+  description:
+    - Entries of the subuid file, in file order. These are the lines that hold a range.
+    - Lines that hold no range are in RV(findings) as V(malformed_line).
   returned: always
   type: list
   elements: dict
-  sample: [{owner: alice, start: 100000, count: 65536, line: 1}]
+  contains:
+    owner:
+      description: Owner field, a name or a numeric UID.
+      type: str
+    start:
+      description: First ID.
+      type: int
+    count:
+      description: Number of IDs.
+      type: int
+    line:
+      description: Line number, starting at 1.
+      type: int
+    note:
+      description:
+        - V(null) for a plain C(owner:start:count) line.
+        - Otherwise, how shadow reads the line. Examples are octal or hex numbers, extra
+          fields, and a CR line ending, which makes shadow ignore the line.
+      type: str
+  sample: [{owner: alice, start: 100000, count: 65536, line: 1, note: null}]
 subgid:
   description: Well-formed entries of the subgid file.
   returned: always
@@ -101,7 +122,7 @@ helpers:
       description: Helper name.
       type: str
     path:
-      description: Where it was found, or V(null).
+      description: Where it was found (in E(PATH), then C(/usr/bin), C(/usr/sbin), C(/bin), C(/sbin)), or V(null).
       type: str
     exists:
       description: Whether it was found.
@@ -113,8 +134,15 @@ helpers:
       description: The file capability it needs, C(cap_setuid) or C(cap_setgid).
       type: str
     capability_ok:
-      description: Whether the file carries that capability (C(security.capability) xattr).
+      description:
+        - Whether the file carries that capability in its permitted set with the effective flag.
+        - Read from the C(security.capability) extended attribute.
       type: bool
+    file_caps:
+      description:
+        - The decoded C(security.capability) attribute, or V(null) when the file has none.
+        - C(permitted) lists capability numbers. C(cap_setgid) is 6 and C(cap_setuid) is 7.
+      type: dict
   sample: [{name: newuidmap, path: /usr/bin/newuidmap, exists: true, setuid: true, capability: cap_setuid, capability_ok: false}]
 sysctls:
   description: User-namespace sysctls that exist on this kernel, by name.
@@ -134,9 +162,20 @@ podman_version:
 findings:
   description:
     - Problems found, most severe first.
-    - The V(kind) values are overlap, maps_root, below_floor, host_id_collision,
-      owner_id_in_range, unknown_owner, malformed_line, helper_missing,
-      helper_not_privileged, userns_disabled and nsswitch_subid.
+    - "The V(kind) values are stable identifiers:"
+    - "V(overlap) (critical): two different accounts' ranges share IDs."
+    - "V(maps_root) (critical): a range contains ID 0."
+    - "V(below_floor) (critical): a range reaches below O(floor)."
+    - "V(host_id_collision) (critical): a range contains the UID (subuid) or GID (subgid)
+      of an account or group the host knows, including directory-service ones that C(getent) lists."
+    - "V(owner_id_in_range) (critical): a range contains its own owner's UID (subuid) or primary GID (subgid)."
+    - "V(unknown_owner) (warning): the owner has no account on this host."
+    - "V(malformed_line) (warning): a line holds no range and is no comment, or shadow reads it
+      in an unusual way (see the C(note) of the entry)."
+    - "V(helper_missing) (critical): newuidmap or newgidmap is not installed."
+    - "V(helper_not_privileged) (critical): the helper is neither setuid root nor has its file capability."
+    - "V(userns_disabled): unprivileged user namespaces are off (critical), or AppArmor restricts them (warning)."
+    - "V(nsswitch_subid) (warning): nsswitch.conf names a C(subid:) source other than files."
   returned: always
   type: list
   elements: dict
@@ -175,9 +214,12 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     CAP_SETGID,
     CAP_SETUID,
     SubidFile,
-    decode_file_caps,
+    decode_file_caps_full,
     findings,
+    nsswitch_subid_source,
     parse_login_defs,
+    sort_findings,
+    system_findings,
 )
 
 HELPERS = (("newuidmap", "cap_setuid", CAP_SETUID), ("newgidmap", "cap_setgid", CAP_SETGID))
@@ -193,17 +235,39 @@ def read(path):
         return None
 
 
+HELPER_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
+
+
+def find_program(name):
+    """The first executable ``name`` in PATH, then in the usual system folders, or None.
+
+    (get_bin_path would look in its extra folders before PATH.)"""
+    folders = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(HELPER_DIRS)
+    for folder in folders:
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def helper_report(module, name, cap_name, cap_bit):
-    path = module.get_bin_path(name, opt_dirs=["/usr/bin", "/usr/sbin", "/bin", "/sbin"])
+    """Where a helper is and whether it can write ID maps: setuid root, or the file
+    capability it needs in its permitted set with the effective flag (read from the
+    ``security.capability`` xattr, no getcap needed)."""
+    path = find_program(name)
     report = {"name": name, "path": path, "exists": path is not None, "setuid": False,
-              "capability": cap_name, "capability_ok": False}
+              "capability": cap_name, "capability_ok": False, "file_caps": None}
     if path:
         st = os.stat(path)
         report["setuid"] = bool(st.st_mode & stat.S_ISUID) and st.st_uid == 0
         try:
-            report["capability_ok"] = cap_bit in decode_file_caps(os.getxattr(path, "security.capability"))
-        except (OSError, AttributeError):
-            report["capability_ok"] = False
+            caps = decode_file_caps_full(os.getxattr(path, "security.capability"))
+        except (OSError, AttributeError):  # no xattr (ENODATA), or no xattr support
+            caps = None
+        if caps is not None:
+            report["file_caps"] = {"permitted": sorted(caps["permitted"]), "effective": caps["effective"],
+                                   "revision": caps["revision"]}
+            report["capability_ok"] = cap_bit in caps["permitted"] and caps["effective"]
     return report
 
 
@@ -212,7 +276,7 @@ def account_of(owner):
     try:
         entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
         return entry.pw_uid, entry.pw_gid
-    except KeyError:
+    except (KeyError, OverflowError):
         return None
 
 
@@ -225,14 +289,6 @@ def host_ids(module, database):
                            if len(f) > 2 and f[2].isdigit()})
     entries = pwd.getpwall() if database == "passwd" else grp.getgrall()
     return sorted({e[2] for e in entries})
-
-
-def nsswitch_source(text):
-    for line in (text or "").splitlines():
-        fields = line.split("#", 1)[0].split()
-        if fields and fields[0] == "subid:" and len(fields) > 1:
-            return fields[1]
-    return None
 
 
 def main():
@@ -256,35 +312,13 @@ def main():
     found = findings(files, account_of, host_ids(module, "passwd"), host_ids(module, "group"), params["floor"])
 
     helpers = [helper_report(module, *helper) for helper in HELPERS]
-    for helper in helpers:
-        if not helper["exists"]:
-            found.append({"severity": "critical", "kind": "helper_missing", "file": None, "line": None,
-                          "message": "%s is not installed: rootless containers get only the user's own ID"
-                          % helper["name"]})
-        elif not (helper["setuid"] or helper["capability_ok"]):
-            found.append({"severity": "critical", "kind": "helper_not_privileged", "file": helper["path"],
-                          "line": None, "message": "%s has neither the setuid bit nor %s: writing ID maps "
-                          "fails with 'Operation not permitted'" % (helper["path"], helper["capability"])})
-
     sysctls = {}
     for name in SYSCTLS:
         text = read(os.path.join(params["proc_sys_path"], *name.split(".")))
         if text is not None and text.strip().lstrip("-").isdigit():
             sysctls[name] = int(text)
-    if sysctls.get("user.max_user_namespaces") == 0 or sysctls.get("kernel.unprivileged_userns_clone") == 0:
-        found.append({"severity": "critical", "kind": "userns_disabled", "file": None, "line": None,
-                      "message": "unprivileged user namespaces are disabled (%s)" % ", ".join(
-                          "%s=%d" % item for item in sorted(sysctls.items()) if item[1] == 0)})
-    if sysctls.get("kernel.apparmor_restrict_unprivileged_userns") == 1:
-        found.append({"severity": "warning", "kind": "userns_disabled", "file": None, "line": None,
-                      "message": "AppArmor restricts unprivileged user namespaces: only programs with "
-                      "a 'userns,' profile (the distribution's podman has one) can create them"})
-
-    source = nsswitch_source(read(params["nsswitch_path"]))
-    if source and source != "files":
-        found.append({"severity": "warning", "kind": "nsswitch_subid", "file": params["nsswitch_path"],
-                      "line": None, "message": "subid: %s in nsswitch.conf: tools built with libsubid read "
-                      "ranges from %s, not from these files" % (source, source)})
+    source = nsswitch_subid_source(read(params["nsswitch_path"]))
+    found.extend(system_findings(helpers, sysctls, source, params["nsswitch_path"]))
 
     podman = module.get_bin_path("podman")
     podman_version = None
@@ -292,7 +326,7 @@ def main():
         rc, out, err = module.run_command([podman, "--version"], environ_update={"LC_ALL": "C"})
         podman_version = out.strip() if rc == 0 else None
 
-    found.sort(key=lambda f: (f["severity"] != "critical", f["file"] or "", f["line"] or 0))
+    found = sort_findings(found)
     login_defs_text = read(params["login_defs_path"])
     module.exit_json(
         changed=False,

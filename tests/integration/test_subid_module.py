@@ -1,13 +1,24 @@
-"""fleetid.subid.subid and subid_info through ansible-playbook, on temporary files."""
+"""fleetid.subid.subid through ansible-playbook, on temporary files.
+
+Ranges from 100000 up hold no host ID on the Debian test machines except the
+nobody/nogroup account (65534), which some tests aim at on purpose.
+"""
+
+import os
+import subprocess
+import time
 
 import pytest
 
 SEED = "# managed by hand\nzed:900000:65536\r\nlegacy line\n"
+ALICE = [{"name": "alice", "start": 100000, "count": 65536}]
 
 
 @pytest.fixture
 def files(tmp_path):
-    paths = {"subuid": tmp_path / "subuid", "subgid": tmp_path / "subgid"}
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    paths = {"subuid": folder / "subuid", "subgid": folder / "subgid"}
     for path in paths.values():
         path.write_text(SEED, newline="")
     return paths
@@ -24,7 +35,9 @@ def snapshot(files):
     return {k: p.read_bytes() for k, p in files.items()}
 
 
-ALICE = [{"name": "alice", "start": 100000, "count": 65536}]
+def leftovers(files):
+    """Files the module left in the folder besides the two (the .pwd.lock stays, as glibc's does)."""
+    return sorted(p.name for p in files["subuid"].parent.iterdir() if p.name not in ("subuid", "subgid", ".pwd.lock"))
 
 
 def test_apply_check_diff_and_idempotence(run_module, files):
@@ -32,70 +45,191 @@ def test_apply_check_diff_and_idempotence(run_module, files):
     res = run_module("fleetid.subid.subid", args(files, ALICE), check_mode=True, diff=True)
     assert res["changed"] is True and res["changed_owners"] == ["alice"]
     assert snapshot(files) == before
+    assert not (files["subuid"].parent / ".pwd.lock").exists() and leftovers(files) == []  # check mode locks nothing
+    assert [(d["before_header"], d["after_header"]) for d in res["diff"]] == [
+        (str(files["subuid"]), str(files["subuid"])), (str(files["subgid"]), str(files["subgid"]))]
+    assert res["diff"][0]["before"] == SEED
     assert res["diff"][0]["after"] == SEED + "alice:100000:65536\n"
+    assert res["subuid"] == res["subgid"] == ALICE
 
     res = run_module("fleetid.subid.subid", args(files, ALICE))
-    assert res["changed"] is True
-    assert files["subuid"].read_bytes() == (SEED + "alice:100000:65536\n").encode()
-    assert res["files"]["subuid"]["added"] == ["alice:100000:65536"]
+    assert res["changed"] is True and "diff" not in res
+    for path in files.values():
+        assert path.read_bytes() == (SEED + "alice:100000:65536\n").encode()
+    assert res["files"]["subuid"] == {"path": str(files["subuid"]), "changed": True,
+                                      "added": ["alice:100000:65536"], "removed": []}
+    assert leftovers(files) == []  # locks released, no temp files
 
-    again = run_module("fleetid.subid.subid", args(files, ALICE))
+    again = run_module("fleetid.subid.subid", args(files, ALICE), diff=True)
     assert again["changed"] is False and again["changed_owners"] == []
+    assert again["files"]["subuid"]["changed"] is False
+    assert again["diff"][0]["before"] == again["diff"][0]["after"]
+    check = run_module("fleetid.subid.subid", args(files, ALICE), check_mode=True)
+    assert check["changed"] is False
+
+
+def test_numeric_uid_owner_is_rewritten_in_place_by_name(run_module, files):
+    # daemon is UID 1 on Debian: "1:..." is daemon's line.
+    for path in files.values():
+        path.write_text("a:200000:10\n1:300000:65536\nb:400000:10\n")
+    entries = [{"name": "daemon", "start": 500000, "count": 65536}, {"name": "daemon", "start": 700000, "count": 10}]
+    res = run_module("fleetid.subid.subid", args(files, entries))
+    assert res["changed"] is True and res["changed_owners"] == ["daemon"]
+    assert files["subuid"].read_text() == "a:200000:10\ndaemon:500000:65536\ndaemon:700000:10\nb:400000:10\n"
+    assert res["files"]["subuid"]["removed"] == ["1:300000:65536"]
+    gone = run_module("fleetid.subid.subid", args(files, [{"name": "1"}], state="absent"))
+    assert gone["changed"] is True and gone["subuid"] == []
+    assert files["subgid"].read_text() == "a:200000:10\nb:400000:10\n"
 
 
 def test_growth_and_state_absent(run_module, files):
     run_module("fleetid.subid.subid", args(files, ALICE))
     grown = ALICE + [{"name": "alice", "start": 300000, "count": 65536}]
     res = run_module("fleetid.subid.subid", args(files, grown))
-    assert res["changed_owners"] == ["alice"]
+    assert res["changed_owners"] == ["alice"] and res["subgid"] == grown
     assert files["subgid"].read_text().endswith("alice:100000:65536\nalice:300000:65536\n")
     res = run_module("fleetid.subid.subid", args(files, [{"name": "alice"}], state="absent"))
     assert res["changed"] is True
     assert files["subuid"].read_bytes() == SEED.encode() and files["subgid"].read_bytes() == SEED.encode()
+    res = run_module("fleetid.subid.subid", args(files, [{"name": "alice"}], state="absent"))
+    assert res["changed"] is False
+
+
+def test_only_the_listed_file_is_touched(run_module, files):
+    res = run_module("fleetid.subid.subid", {"subuid": ALICE, "subuid_path": str(files["subuid"]),
+                                             "subgid_path": str(files["subgid"])})
+    assert res["changed"] is True and list(res["files"]) == ["subuid"]
+    assert files["subgid"].read_bytes() == SEED.encode()
 
 
 def test_backup_keeps_the_old_file(run_module, files):
     res = run_module("fleetid.subid.subid", args(files, ALICE, backup=True))
-    assert len(res["backup_files"]) == 2
-    with open(res["backup_files"][0], "rb") as handle:
-        assert handle.read() == SEED.encode()
+    assert len(res["backup_files"]) == 2 and res["backup_file"] == res["backup_files"][0]
+    assert res["files"]["subgid"]["backup_file"] == res["backup_files"][1]
+    for backup in res["backup_files"]:
+        with open(backup, "rb") as handle:
+            assert handle.read() == SEED.encode()
+    again = run_module("fleetid.subid.subid", args(files, ALICE, backup=True))
+    assert again["backup_files"] == [] and "backup_file" not in again
+
+
+def test_owner_mode_are_kept_and_a_new_file_is_0644_root(run_module, files):
+    os.chown(files["subuid"], 0, 4242)
+    os.chmod(files["subuid"], 0o640)
+    files["subgid"].unlink()
+    old_umask = os.umask(0o077)
+    try:
+        res = run_module("fleetid.subid.subid", args(files, ALICE))
+    finally:
+        os.umask(old_umask)
+    assert res["changed"] is True
+    st = os.stat(files["subuid"])
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o640, 0, 4242)
+    st = os.stat(files["subgid"])
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o644, 0, 0)
+    assert files["subgid"].read_text() == "alice:100000:65536\n"
 
 
 @pytest.mark.parametrize(
     "subuid,subgid,message",
     [
         ([{"name": "bob", "start": 950000, "count": 65536}], None,
-         "{dir}/subuid: refused, nothing was written: bob:950000:65536 overlaps {dir}/subuid line 2 "
-         "(zed:900000:65536)"),
-        (ALICE, [{"name": "alice", "start": 0, "count": 65536}], "reaches below 1000: ID 0 is root"),
-        ([{"name": "alice", "start": 500, "count": 65536}], None, "reaches below 1000"),
-        ([{"name": "root:0:65536\nx", "start": 100000, "count": 1}], None, "is not allowed"),
+         "{dir}/subuid: refused, nothing was written: bob:950000:65536 (new line 4) overlaps {dir}/subuid "
+         "line 2 (zed:900000:65536), which ends in CR"),
+        (ALICE, [{"name": "alice", "start": 0, "count": 65536}],
+         "{dir}/subgid: refused, nothing was written: subgid[0]: alice:0:65536 reaches below 1000: ID 0 is root"),
+        ([{"name": "alice", "start": 500, "count": 65536}], None,
+         "{dir}/subuid: refused, nothing was written: subuid[0]: alice:500:65536 reaches below 1000"),
+        ([{"name": "root:0:65536\nx", "start": 100000, "count": 1}], None, "subuid[0] owner name "),
+        ([{"name": "alice", "start": 4294967000, "count": 65536}], None, "leaves the 32-bit ID space"),
+        ([{"name": "alice", "start": "100k", "count": 1}], None, "must be an integer"),
         # The nobody account (65534) is on every Debian host: a range over it is refused.
         ([{"name": "alice", "start": 65000, "count": 1000}], None,
-         "alice:65000:1000 contains UID 65534, which the host uses"),
-        (ALICE, [{"name": "alice", "start": 65000, "count": 1000}], "contains GID 65534, which the host uses"),
+         "{dir}/subuid: refused, nothing was written: alice:65000:1000 (new line 4) contains UID 65534 (nobody), "
+         "which the host uses"),
+        (ALICE, [{"name": "alice", "start": 65000, "count": 1000}],
+         "alice:65000:1000 (new line 4) contains GID 65534 (nogroup), which the host uses"),
+        # daemon's own UID is 1; floor 1 allows the range, the own-ID rule does not.
+        ([{"name": "daemon", "start": 1, "count": 10}], None, "daemon:1:10 (new line 4) contains daemon's own UID 1"),
+        (ALICE + [{"name": "bob", "start": 150000, "count": 10}], None,
+         "bob:150000:10 (new line 5) overlaps alice:100000:65536 (new line 4)"),
     ],
 )
 def test_refusals_leave_both_files_untouched(run_module, files, subuid, subgid, message):
     before = snapshot(files)
-    res = run_module("fleetid.subid.subid", args(files, subuid, subgid))
+    extra = {"floor": 1} if subuid[0]["name"] == "daemon" else {}
+    res = run_module("fleetid.subid.subid", args(files, subuid, subgid, **extra))
     assert res["failed"]
     assert message.format(dir=files["subuid"].parent) in res["msg"]
     assert snapshot(files) == before
-    assert not [p for p in files["subuid"].parent.iterdir() if p.name.endswith(".lock")]
+    assert leftovers(files) == []
 
 
-def test_subid_info_findings(run_module, tmp_path):
-    subuid = tmp_path / "subuid"
-    subuid.write_text("alice:100000:65536\nbob:150000:65536\nroot:0:65536\nbad\n")
-    (tmp_path / "subgid").write_text("")
-    res = run_module("fleetid.subid.subid_info", {"subuid_path": str(subuid), "subgid_path": str(tmp_path / "subgid")})
-    assert res["changed"] is False
-    assert [e["owner"] for e in res["subuid"]] == ["alice", "bob", "root"]
-    kinds = {(f["kind"], f["line"]) for f in res["findings"]}
-    assert {("overlap", 2), ("maps_root", 3), ("owner_id_in_range", 3), ("malformed_line", 4)} <= kinds
-    helpers = {h["name"]: h for h in res["helpers"]}
-    assert helpers["newuidmap"]["exists"] and helpers["newuidmap"]["setuid"]
-    assert res["podman_version"].startswith("podman version")
-    assert "user.max_user_namespaces" in res["sysctls"]
-    assert res["findings"][0]["severity"] == "critical"
+def test_floor_below_one_is_refused(run_module, files):
+    res = run_module("fleetid.subid.subid", args(files, ALICE, floor=0))
+    assert res["failed"] and res["msg"] == "floor must be at least 1: ID 0 is root"
+
+
+def test_host_ids_can_be_ignored_for_a_foreign_root(run_module, files):
+    res = run_module("fleetid.subid.subid", args(files, [{"name": "alice", "start": 65000, "count": 1000}],
+                                                 check_host_ids=False))
+    assert res["changed"] is True
+
+
+def test_a_held_lock_fails_clearly_and_writes_nothing(run_module, files):
+    before = snapshot(files)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = files["subgid"].parent / "subgid.lock"
+        lock.write_text(str(holder.pid))
+        start = time.monotonic()
+        res = run_module("fleetid.subid.subid", args(files, ALICE, lock_timeout=0.5))
+        assert res["failed"]
+        assert res["msg"] == "could not lock %s within 0.5s: %s is held by PID %d" % (
+            files["subgid"], lock, holder.pid)
+        assert time.monotonic() - start < 15
+        assert snapshot(files) == before
+        assert lock.read_text() == str(holder.pid)  # not ours to remove
+        lock.unlink()
+        assert leftovers(files) == []  # subuid.lock, taken first, was released
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_stale_lock_is_removed(run_module, files):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (files["subuid"].parent / "subuid.lock").write_text(str(dead.pid))
+    res = run_module("fleetid.subid.subid", args(files, ALICE, lock_timeout=2))
+    assert res["changed"] is True
+    assert leftovers(files) == []
+
+
+def test_a_held_pwd_lock_blocks_the_write(run_module, files):
+    """The folder's .pwd.lock (what useradd --root takes in that root) is honoured."""
+    before = snapshot(files)
+    holder = subprocess.Popen(["python3", "-c", (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
+        "fcntl.lockf(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"), str(files["subuid"].parent / ".pwd.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        res = run_module("fleetid.subid.subid", args(files, ALICE, lock_timeout=0.5))
+        assert res["failed"] and "could not lock %s/.pwd.lock within 0.5s" % files["subuid"].parent in res["msg"]
+        assert snapshot(files) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_odd_files_keep_every_other_byte(run_module, files):
+    odd = "# c\r\n\r\nbob:200000:10\r\n  \nalice:1:2\r\nx\x0cy\nweird:0x1:2\nlast:300000:1"
+    for path in files.values():
+        path.write_bytes(odd.encode() + b"\xff")  # not UTF-8, no final newline
+    res = run_module("fleetid.subid.subid", args(files, ALICE))
+    assert res["changed"] is True
+    expected = "# c\r\n\r\nbob:200000:10\r\n  \nalice:100000:65536\nx\x0cy\nweird:0x1:2\nlast:300000:1".encode()
+    assert files["subuid"].read_bytes() == expected + b"\xff"
