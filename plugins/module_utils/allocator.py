@@ -53,6 +53,11 @@ OWNER_SCOPES = ("fleet", "host")
 KUBELET = "kubelet"
 KUBELET_IDS_PER_POD = 65536
 
+# Podman and CRI-O --userns=auto (owner `containers`) and Docker --userns-remap (owner
+# `dockremap`) give each container at least the 16-bit ID space, whose 65534 is `nobody`:
+# a smaller entry makes every such container fail to start.
+SERVICE_MIN_COUNT = {"containers": 65536, "dockremap": 65536}
+
 
 class AllocationError(ValueError):
     """The request cannot be met; nothing is to be written. The message says why."""
@@ -150,6 +155,12 @@ def parse_owners(owners, pool):
             raise RangeError(
                 "count of owner 'kubelet' must be a multiple of %d (the kubelet's idsPerPod), got %d; "
                 "use idsPerPod x maxPods, e.g. 7208960 for 110 pods" % (KUBELET_IDS_PER_POD, count))
+        if count < SERVICE_MIN_COUNT.get(name, 0):
+            raise RangeError(
+                "count of owner %r must be at least %d: %s gives each container the 16-bit ID space "
+                "(0-65535, with nobody at 65534), got %d" % (
+                    name, SERVICE_MIN_COUNT[name],
+                    "Docker --userns-remap" if name == "dockremap" else "Podman/CRI-O --userns=auto", count))
         if (name, scope) in seen:
             raise RangeError("owner %r (scope %s) is listed twice" % (name, scope))
         seen.add((name, scope))

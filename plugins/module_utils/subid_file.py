@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import bisect
 import collections
+import os
 import re
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
@@ -474,6 +475,39 @@ def system_findings(helpers, sysctls, nsswitch_source=None, nsswitch_path="/etc/
     if nsswitch_source and nsswitch_source != "files":
         add("warning", "nsswitch_subid", nsswitch_path, "subid: %s in %s: tools built with libsubid read "
             "ranges from %s, not from these files" % (nsswitch_source, nsswitch_path, nsswitch_source))
+    return found
+
+
+# systemd-nspawn -U and systemd-nsresourced hand out 64K-aligned ID blocks from these
+# windows and check only the user database (a block's first ID), never /etc/subuid, so a
+# subordinate range inside them can end up shared with a container or a foreign image.
+SYSTEMD_WINDOWS = (
+    ("systemd's container UID range", IdRange(0x00080000, 0x70000000 - 0x00080000)),
+    ("systemd's foreign UID range", IdRange(0x7FFE0000, 0x10000)),
+)
+SYSTEMD_ID_ALLOCATORS = ("systemd-nspawn", "systemd-nsresourced")
+
+
+def systemd_window_findings(files, allocators):
+    """Warnings for ranges inside SYSTEMD_WINDOWS, when ``allocators`` (paths of
+    systemd-nspawn or systemd-nsresourced on the host) is not empty."""
+    found = []
+    if not allocators:
+        return found
+    programs = " and ".join(sorted(os.path.basename(path) for path in allocators))
+    for subid_file in files.values():
+        if subid_file is None:
+            continue
+        for entry in subid_file.entries:
+            for label, window in SYSTEMD_WINDOWS:
+                if entry.start < window.end and window.start < entry.start + entry.count:
+                    found.append({
+                        "severity": "warning", "kind": "systemd_window", "file": subid_file.path,
+                        "line": entry.line,
+                        "message": "%s lies in %s %d-%d: %s on this host pick IDs there without reading %s; "
+                                   "list that range in subid_pool.reserved" % (
+                                       subid_file.where(entry), label, window.start, window.end - 1, programs,
+                                       subid_file.path)})
     return found
 
 

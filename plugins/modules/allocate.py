@@ -39,6 +39,13 @@ description:
     range, and the start and count are multiples of 65536 (idsPerPod) counted from ID 0. The
     range is never grown, because the kubelet fails to start when its range changes while
     pods exist. Give it idsPerPod x maxPods IDs, for example 7208960 for 110 pods.
+  - The owners C(containers) (Podman and CRI-O C(--userns=auto)) and C(dockremap) (Docker
+    C(--userns-remap)) need at least 65536 IDs. These engines give each container the
+    16-bit ID space, in which C(nobody) is 65534.
+  - systemd-nspawn C(-U) and systemd-nsresourced pick ID blocks in 524288-1879048191 (and
+    systemd's foreign range 2147352576-2147418111) without reading C(/etc/subuid). On fleets
+    that use them, list these windows in O(pool.reserved). M(fleetid.subid.subid_info) warns
+    about ranges in them on hosts where these programs are installed.
   - Every block serves as both the subuid and the subgid range of its owner, so RV(subuid)
     and RV(subgid) are equal. The kubelet requires identical ranges, and audits stay simple.
 author:

@@ -154,6 +154,15 @@ nsswitch_subid:
   returned: always
   type: str
   sample: sss
+systemd_id_allocators:
+  description:
+    - Paths of systemd-nspawn and systemd-nsresourced on the host. These programs hand out
+      ID blocks of their own without reading the subid files.
+    - Searched in E(PATH), the usual system folders and C(/usr/lib/systemd).
+  returned: always
+  type: list
+  elements: str
+  sample: [/usr/bin/systemd-nspawn]
 podman_version:
   description: C(podman --version) output, or V(null) when Podman is not installed.
   returned: always
@@ -176,6 +185,9 @@ findings:
     - "V(helper_not_privileged) (critical): the helper is neither setuid root nor has its file capability."
     - "V(userns_disabled): unprivileged user namespaces are off (critical), or AppArmor restricts them (warning)."
     - "V(nsswitch_subid) (warning): nsswitch.conf names a C(subid:) source other than files."
+    - "V(systemd_window) (warning): a range lies in systemd's container UID range (524288-1879048191)
+      or foreign UID range (2147352576-2147418111), and systemd-nspawn or systemd-nsresourced is
+      installed. These pick ID blocks there without reading the subid files."
   returned: always
   type: list
   elements: dict
@@ -218,8 +230,10 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     findings,
     nsswitch_subid_source,
     parse_login_defs,
+    SYSTEMD_ID_ALLOCATORS,
     sort_findings,
     system_findings,
+    systemd_window_findings,
 )
 
 HELPERS = (("newuidmap", "cap_setuid", CAP_SETUID), ("newgidmap", "cap_setgid", CAP_SETGID))
@@ -236,6 +250,8 @@ def read(path):
 
 
 HELPER_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
+# systemd's own services live outside PATH.
+SYSTEMD_LIBEXEC_DIRS = ("/usr/lib/systemd", "/lib/systemd")
 
 
 def find_program(name):
@@ -248,6 +264,20 @@ def find_program(name):
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def systemd_id_allocators():
+    """Paths of systemd-nspawn and systemd-nsresourced on this host."""
+    found = []
+    for name in SYSTEMD_ID_ALLOCATORS:
+        path = find_program(name)
+        for folder in SYSTEMD_LIBEXEC_DIRS:
+            candidate = os.path.join(folder, name)
+            if path is None and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                path = candidate
+        if path:
+            found.append(path)
+    return found
 
 
 def helper_report(module, name, cap_name, cap_bit):
@@ -319,6 +349,8 @@ def main():
             sysctls[name] = int(text)
     source = nsswitch_subid_source(read(params["nsswitch_path"]))
     found.extend(system_findings(helpers, sysctls, source, params["nsswitch_path"]))
+    allocators = systemd_id_allocators()
+    found.extend(systemd_window_findings(files, allocators))
 
     podman = module.get_bin_path("podman")
     podman_version = None
@@ -336,6 +368,7 @@ def main():
         helpers=helpers,
         sysctls=sysctls,
         nsswitch_subid=source,
+        systemd_id_allocators=allocators,
         podman_version=podman_version,
         findings=found,
     )

@@ -71,6 +71,17 @@ def test_kubelet_gets_one_range_aligned_to_ids_per_pod_from_zero():
         run([], [{"name": "kubelet", "count": 100000}])
 
 
+@pytest.mark.parametrize("name, engine", [("containers", "--userns=auto"), ("dockremap", "--userns-remap")])
+def test_container_engine_owners_get_at_least_the_16_bit_space(name, engine):
+    with pytest.raises(RangeError, match=r"count of owner '%s' must be at least 65536: .*%s.* got 65535"
+                       % (name, engine)):
+        run([], [{"name": name, "scope": "host", "count": 65535}])
+    small_blocks = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000})
+    with pytest.raises(RangeError, match="got 1000"):  # the pool's default count is not enough either
+        run([], [name], pool=small_blocks)
+    assert entries(run([], [{"name": name, "scope": "host", "count": 65536}]))[name] == [(100000, 65536)]
+
+
 def test_growth_adds_a_block_and_never_moves_the_first():
     first = run([], ["alice", "bob"])
     grown = run(first.blocks, [{"name": "alice", "count": 4194304}])

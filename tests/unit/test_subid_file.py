@@ -28,6 +28,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     sort_findings,
     split_lines,
     system_findings,
+    systemd_window_findings,
 )
 
 ACCOUNTS = {"alice": (2001, 2001), "bob": (2002, 2002), "root": (0, 0)}
@@ -355,6 +356,21 @@ def test_system_findings():
     assert [(f["severity"], f["kind"]) for f in sort_findings(found[::-1])] == [
         ("critical", "userns_disabled"), ("critical", "helper_missing"), ("critical", "helper_not_privileged"),
         ("warning", "userns_disabled"), ("warning", "nsswitch_subid")]
+
+
+def test_systemd_window_findings_only_where_systemd_allocates_ids():
+    text = ("low:100000:424288\n"            # ends at 524287, just below the container range
+            "edge:524287:2\n"                # its last ID is the range's first
+            "top:1879048191:1\n"             # the range's last ID
+            "above:1879048192:65536\n"       # just above
+            "foreign:2147418111:10\n")       # the foreign range's last ID
+    files = {"subuid": SubidFile("/etc/subuid", text), "subgid": None}
+    assert systemd_window_findings(files, []) == []
+    found = systemd_window_findings(files, ["/usr/lib/systemd/systemd-nsresourced", "/usr/bin/systemd-nspawn"])
+    assert [(f["kind"], f["severity"], f["line"]) for f in found] == [
+        ("systemd_window", "warning", 2), ("systemd_window", "warning", 3), ("systemd_window", "warning", 5)]
+    assert "systemd-nspawn and systemd-nsresourced on this host" in found[0]["message"]
+    assert "systemd's foreign UID range 2147352576-2147418111" in found[2]["message"]
 
 
 def test_nsswitch_subid_source():
