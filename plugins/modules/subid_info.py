@@ -301,24 +301,56 @@ def helper_report(module, name, cap_name, cap_bit):
     return report
 
 
-def account_of(owner):
-    """(UID, primary GID) of an owner field, a name or a numeric UID; None without an account."""
-    try:
-        entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
+class Accounts:
+    """The host's user database, enumerated once (``getent passwd``, so directory-service
+    accounts the host enumerates count too), with a lookup by name or numeric UID that
+    falls back to getpwnam/getpwuid for accounts the directory does not enumerate.
+
+    One enumeration instead of a lookup per owner: with the files backend every lookup
+    reads /etc/passwd from the top, which is quadratic on a host with many entries."""
+
+    def __init__(self, module):
+        self.by_name, self.by_uid = {}, {}
+        for name, uid, gid in self._enumerate(module):
+            self.by_name.setdefault(name, (uid, gid))
+            self.by_uid.setdefault(uid, (uid, gid))
+        self.uids = sorted(self.by_uid)
+
+    @staticmethod
+    def _enumerate(module):
+        getent = module.get_bin_path("getent")
+        if getent:
+            rc, out, err = module.run_command([getent, "passwd"], environ_update={"LC_ALL": "C"})
+            if rc in (0, 2):  # 2: nothing to enumerate
+                for line in out.splitlines():
+                    fields = line.split(":")
+                    if len(fields) > 3 and fields[2].isdigit() and fields[3].isdigit():
+                        yield fields[0], int(fields[2]), int(fields[3])
+                return
+        for entry in pwd.getpwall():
+            yield entry.pw_name, entry.pw_uid, entry.pw_gid
+
+    def __call__(self, owner):
+        """(UID, primary GID) of an owner field, a name or a numeric UID; None without an account."""
+        found = self.by_uid.get(int(owner)) if owner.isdigit() else self.by_name.get(owner)
+        if found is not None:
+            return found
+        try:
+            entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
+        except (KeyError, OverflowError):
+            return None
         return entry.pw_uid, entry.pw_gid
-    except (KeyError, OverflowError):
-        return None
 
 
-def host_ids(module, database):
+def group_ids(module):
+    """Sorted GIDs from ``getent group`` (or grp where getent is missing)."""
     getent = module.get_bin_path("getent")
     if getent:
-        rc, out, err = module.run_command([getent, database], environ_update={"LC_ALL": "C"})
+        rc, out, err = module.run_command([getent, "group"], environ_update={"LC_ALL": "C"})
         if rc in (0, 2):
             return sorted({int(f[2]) for f in (line.split(":") for line in out.splitlines())
                            if len(f) > 2 and f[2].isdigit()})
-    entries = pwd.getpwall() if database == "passwd" else grp.getgrall()
-    return sorted({e[2] for e in entries})
+    return sorted({e.gr_gid for e in grp.getgrall()})
 
 
 def main():
@@ -339,7 +371,8 @@ def main():
         text = read(params[kind + "_path"])
         files[kind] = SubidFile(params[kind + "_path"], text) if text is not None else None
 
-    found = findings(files, account_of, host_ids(module, "passwd"), host_ids(module, "group"), params["floor"])
+    accounts = Accounts(module)
+    found = findings(files, accounts, accounts.uids, group_ids(module), params["floor"])
 
     helpers = [helper_report(module, *helper) for helper in HELPERS]
     sysctls = {}
