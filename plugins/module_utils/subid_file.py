@@ -367,6 +367,11 @@ def decode_file_caps_full(raw):
     }
 
 
+# Owners whose entry is read by name with no account behind it: containers/storage
+# (Podman and CRI-O --userns=auto) looks up the `containers` entry only in the files.
+ACCOUNTLESS_OWNERS = frozenset({"containers"})
+
+
 def findings(files, uid_of, host_uids, host_gids, floor=1000):
     """Problems in parsed subuid/subgid files, as {severity, kind, file, line, message}.
 
@@ -402,7 +407,7 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
             if entry.owner not in accounts:
                 accounts[entry.owner] = uid_of(entry.owner)
             account = accounts[entry.owner]
-            if account is None:
+            if account is None and entry.owner not in ACCOUNTLESS_OWNERS:
                 add("warning", "unknown_owner", subid_file.path, entry.line,
                     "%s: owner %s has no account on this host" % (where, entry.owner))
             own = account[0] if account and kind_name == "subuid" else (account[1] if account else None)

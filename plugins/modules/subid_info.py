@@ -178,7 +178,8 @@ findings:
     - "V(host_id_collision) (critical): a range contains the UID (subuid) or GID (subgid)
       of an account or group the host knows, including directory-service ones that C(getent) lists."
     - "V(owner_id_in_range) (critical): a range contains its own owner's UID (subuid) or primary GID (subgid)."
-    - "V(unknown_owner) (warning): the owner has no account on this host."
+    - "V(unknown_owner) (warning): the owner has no account on this host. Not reported for C(containers),
+      whose entry Podman and CRI-O read without an account."
     - "V(malformed_line) (warning): a line holds no range and is no comment, or shadow reads it
       in an unusual way (see the C(note) of the entry)."
     - "V(helper_missing) (critical): newuidmap or newgidmap is not installed."

@@ -332,6 +332,12 @@ def test_findings_on_a_dangerous_file():
                                          "(alice:100000:65536)")
 
 
+def test_the_containers_entry_needs_no_account():
+    text = "containers:2147483648:16777216\nghost:1000000:65536\n"
+    found = findings({"subuid": SubidFile("/etc/subuid", text), "subgid": None}, lambda owner: None, [0], [0], 1000)
+    assert [(f["kind"], f["line"]) for f in found] == [("unknown_owner", 2)]
+
+
 def test_findings_in_subgid_use_gids():
     found = findings({"subuid": None, "subgid": SubidFile("/etc/subgid", "alice:2000:10\nbob:5000:10\n")},
                      account_of, [5005], [2001], 1000)
