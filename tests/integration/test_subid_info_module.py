@@ -1,7 +1,9 @@
 """fleetid.subid.subid_info through ansible-playbook, on seeded files."""
 
 import os
+import shutil
 import stat
+import subprocess
 
 SUBUID = (
     "# seeded\n"
@@ -108,8 +110,6 @@ def test_helpers_and_podman_on_this_host(run_module, tmp_path):
 def test_a_helper_with_file_caps_instead_of_setuid(run_module, tmp_path):
     """A copy of newuidmap with cap_setuid+ep and no setuid bit counts as privileged; one with
     neither is reported. The copies are put first on PATH."""
-    import shutil
-    import subprocess
     helpers = tmp_path / "bin"
     helpers.mkdir()
     for name, caps in (("newuidmap", "cap_setuid+ep"), ("newgidmap", None)):
@@ -133,7 +133,6 @@ def test_a_helper_with_file_caps_instead_of_setuid(run_module, tmp_path):
 def test_systemd_window(run_module, tmp_path):
     """With systemd-nspawn on PATH, ranges inside systemd's container UID range are warned
     about; the others are not."""
-    import shutil
     programs = tmp_path / "bin"
     programs.mkdir()
     shutil.copy("/bin/true", programs / "systemd-nspawn")  # only its presence matters here

@@ -1,7 +1,10 @@
 """subuid/subgid text: lossless round trip, shadow-compatible parsing, edits, refusals,
 findings, login.defs, capability decoding."""
 
+import os
+import shutil
 import struct
+import subprocess
 
 import pytest
 from hypothesis import given
@@ -21,6 +24,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     desired_entries,
     edit_text,
     findings,
+    line_changes,
     nsswitch_subid_source,
     owners_to_remove,
     parse_entry,
@@ -411,11 +415,7 @@ def test_file_capabilities_are_decoded():
 
 def test_real_getcap_output_decodes_like_getcap(tmp_path):
     """setcap writes the xattr; our decoding agrees with what setcap was told."""
-    setcap = pytest.importorskip("shutil").which("setcap")
-    if setcap is None:
-        pytest.skip("setcap (libcap2-bin) is not installed")
-    import os
-    import subprocess
+    setcap = shutil.which("setcap") or "/usr/sbin/setcap"  # libcap2-bin, installed by scripts/setup
     target = tmp_path / "helper"
     target.write_bytes(b"#!/bin/sh\n")
     subprocess.run([setcap, "cap_setuid,cap_setgid+ep", str(target)], check=True)
@@ -433,7 +433,6 @@ def test_a_listed_owners_line_beyond_the_id_space_is_not_taken_for_a_range():
 
 
 def test_line_changes_reports_only_real_changes():
-    from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import line_changes
     edit = edit_text("/f", "alice:100000:10\nbob:1:2\n2001:300000:5\n",
                      want(("alice", 100000, 10), ("alice", 200000, 10)), aliases_of)
     assert line_changes(edit) == (["alice:200000:10"], ["2001:300000:5"])
