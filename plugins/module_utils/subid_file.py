@@ -209,7 +209,7 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
     canonical = _CANONICAL_LINE.match
     for number, raw in enumerate(split_lines(text), 1):
         m = canonical(raw)
-        if m is not None and len(raw) <= MAX_LINE + 1:
+        if m is not None and len(raw) - raw.endswith("\n") <= MAX_LINE:
             owner, start, count = m.groups()
             name = alias.get(owner)
             if name is None or int(start) + int(count) > ID_LIMIT:  # not ours, or no range at all

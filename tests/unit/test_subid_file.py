@@ -438,3 +438,14 @@ def test_line_changes_reports_only_real_changes():
     assert line_changes(edit) == (["alice:200000:10"], ["2001:300000:5"])
     assert line_changes(edit_text("/f", edit.new, want(("alice", 100000, 10), ("alice", 200000, 10)),
                                   aliases_of)) == ([], [])
+
+
+def test_an_over_long_line_is_no_range_with_or_without_its_newline():
+    """shadow ignores lines of 1024 characters or more, also the last one without a newline:
+    such a line takes no IDs, so a new range over it is no overlap."""
+    other = "x" * 1011  # with ":100000:65536" the line is 1024 characters long
+    for ending in ("\n", ""):
+        edit = edit_text("/f", "%s:100000:65536%s" % (other, ending), want(("alice", 100000, 65536)), aliases_of)
+        assert edit.others == []
+        check_edit(edit, [], "UID")
+        assert edit.new.endswith("\nalice:100000:65536\n")
