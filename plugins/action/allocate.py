@@ -57,7 +57,7 @@ def allocate(store, pool, requests, host, today, check_mode=False):
 
     A converged call (nothing to change) reads without the lock and, when the store has
     validated this exact ledger text before, without a full parse. Anything to change is
-    planned again under the lock against the ledger as it is then, and written.
+    written under the lock, planned again first if the ledger changed since it was read.
     """
     text = store.read()
     spans = store.validated_spans(text)
@@ -69,8 +69,9 @@ def allocate(store, pool, requests, host, today, check_mode=False):
     current, outcome = _plan_in_full(store, text, pool, requests, host, today)
     if outcome.changed and not check_mode:
         with store.locked():
-            text = store.read()
-            current, outcome = _plan_in_full(store, text, pool, requests, host, today)
+            planned_on, text = text, store.read()
+            if text != planned_on:  # another writer came first: plan against its ledger
+                current, outcome = _plan_in_full(store, text, pool, requests, host, today)
             if outcome.changed:
                 new_text = render(outcome.blocks)
                 store.write(new_text)

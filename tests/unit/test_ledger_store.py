@@ -81,6 +81,32 @@ def test_owner_blocks_finds_every_line_of_an_owner_and_no_prefix_match(tmp_path)
     assert sorted((b.scope, b.start, b.line) for b in found) == [("fleet", 100000, 7), ("host:h1", 165536, 8)]
 
 
+class WriterComesFirst(LedgerStore):
+    """A store where another controller writes ``theirs`` just before our lock is granted:
+    the moment between the lock-free plan and the locked write."""
+
+    def __init__(self, path, theirs, **kwargs):
+        super().__init__(path, **kwargs)
+        self.theirs = theirs
+
+    def locked(self):
+        if self.theirs is not None:
+            self.write(self.theirs)
+            self.theirs = None
+        return super().locked()
+
+
+def test_a_ledger_changed_before_the_lock_is_planned_again(tmp_path):
+    store = seeded(tmp_path)
+    blocks = ledger.load(store.read(), store.path)[0]
+    theirs = plan(blocks, POOL, parse_owners(["zed"], POOL), "h2", TODAY).blocks
+    racing = WriterComesFirst(store.path, ledger.render(theirs), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    before, outcome = allocate(racing, POOL, parse_owners(["dave"], POOL), "h1", TODAY)
+    written = {b.owner: (b.start, b.count) for b in ledger.load(store.read(), store.path)[0]}
+    assert sorted(written) == ["alice", "bob", "carol", "dave", "zed"]  # zed's block was not lost
+    assert written["dave"] != written["zed"] and outcome.entries["dave"][0].start == written["dave"][0]
+
+
 def test_lock_is_exclusive_and_times_out_with_the_holder(tmp_path):
     store = seeded(tmp_path)
     other = LedgerStore(store.path, lock_timeout=0.3)
