@@ -255,11 +255,11 @@ HELPER_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
 SYSTEMD_LIBEXEC_DIRS = ("/usr/lib/systemd", "/lib/systemd")
 
 
-def find_program(name):
-    """The first executable ``name`` in PATH, then in the usual system folders, or None.
+def find_program(name, extra_dirs=HELPER_DIRS):
+    """The first executable ``name`` in PATH, then in ``extra_dirs``, or None.
 
     (get_bin_path would look in its extra folders before PATH.)"""
-    folders = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(HELPER_DIRS)
+    folders = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(extra_dirs)
     for folder in folders:
         candidate = os.path.join(folder, name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -269,16 +269,8 @@ def find_program(name):
 
 def systemd_id_allocators():
     """Paths of systemd-nspawn and systemd-nsresourced on this host."""
-    found = []
-    for name in SYSTEMD_ID_ALLOCATORS:
-        path = find_program(name)
-        for folder in SYSTEMD_LIBEXEC_DIRS:
-            candidate = os.path.join(folder, name)
-            if path is None and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                path = candidate
-        if path:
-            found.append(path)
-    return found
+    paths = (find_program(name, HELPER_DIRS + SYSTEMD_LIBEXEC_DIRS) for name in SYSTEMD_ID_ALLOCATORS)
+    return [path for path in paths if path]
 
 
 def helper_report(module, name, cap_name, cap_bit):
