@@ -25,8 +25,8 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP / ".collections"))
 
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger  # noqa: E402
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (  # noqa: E402
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger  # noqa: E402
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (  # noqa: E402
     parse_owners,
     parse_pool,
     plan,

@@ -9,10 +9,10 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetid.subid.plugins.module_utils.adoption import plan_adoption
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import check_blocks_against_pool, parse_pool
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import AllocationError
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, load, render
+from ansible_collections.fleetid.subid.plugins.plugin_utils.adoption import plan_adoption
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import check_blocks_against_pool, parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, load, render
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
 

@@ -9,14 +9,14 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,
     parse_owners,
     parse_pool,
     plan,
     pool_admits,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     LedgerError,
     load,
     owner_blocks,

@@ -10,11 +10,12 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import parse_pool
-from ansible_collections.fleetid.subid.plugins.module_utils.audit import audit, to_markdown, to_svg
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, parse
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, parse
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerStore, replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerStore
 
 ARGUMENT_SPEC = {
     "ledger": {"type": "path", "required": True},

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetid.subid contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""shadow-utils' locking protocol and a durable atomic write, for /etc/subuid and /etc/subgid.
+"""shadow-utils' locking protocol, for /etc/subuid and /etc/subgid.
 
 useradd, usermod and userdel (lib/commonio.c) first take glibc's lckpwdf() (an fcntl lock
 on /etc/.pwd.lock), then create ``<file>.lock`` as a hard link to a file holding their
@@ -18,7 +18,6 @@ import ctypes.util
 import errno
 import fcntl
 import os
-import tempfile
 import time
 
 
@@ -177,36 +176,3 @@ def _read_pid(lock):
         return int(text) if text.isdigit() else None
     except OSError:
         return None
-
-
-def write_durably(path, data, default_mode=0o644):
-    """A temp file in the same folder with ``data``, owner and mode of the file it
-    replaces, flushed to disk; returns its path for an atomic rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        st = os.stat(path)
-        mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-    except FileNotFoundError:
-        mode, uid, gid = default_mode, 0, 0
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            if os.geteuid() == 0:
-                os.fchown(handle.fileno(), uid, gid)
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def fsync_dir(path):
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -228,12 +228,8 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
-    LockError,
-    fsync_dir,
-    subid_locks,
-    write_durably,
-)
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir, write_durably
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import LockError, subid_locks
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     SubidError,
     check_edit,

@@ -27,8 +27,8 @@ import os
 import sys
 import time
 
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import SpanIndex
-from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import fsync_dir, write_durably
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import SpanIndex
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
 
 _MEMO_MAGIC = b"fleetid.subid spans 1\n"
 
@@ -125,15 +125,3 @@ class LedgerStore:
         """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
         replace_file(self.path, text.encode("utf-8"), 0o644)
 
-
-def replace_file(path, data, default_mode):
-    """Write ``data`` to ``path`` atomically: temp file in the same folder (mode and owner
-    of the file it replaces, else ``default_mode``), fsync, rename, fsync the folder."""
-    tmp = write_durably(path, data, default_mode)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path)

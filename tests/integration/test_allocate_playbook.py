@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ansible_env, run_playbook
 
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import find_overlaps
 
 POOL = {"ranges": [{"start": 100000, "count": 600000000}], "reserved": [{"start": 1000000, "count": 500000}]}

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import TOP, run_playbook
 
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 
 POOL = {"ranges": [{"start": 100000, "count": 1000000}]}
 RELEASE = """\

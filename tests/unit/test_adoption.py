@@ -1,7 +1,7 @@
 """Adoption of existing entries: agree and adopt, or report the conflict and hold."""
 
-from ansible_collections.fleetid.subid.plugins.module_utils.adoption import plan_adoption
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import parse_owners, parse_pool, plan
+from ansible_collections.fleetid.subid.plugins.plugin_utils.adoption import plan_adoption
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool, plan
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved": [{"start": 5000000, "count": 10}]})
 

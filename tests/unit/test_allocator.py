@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,
     Request,
     parse_owners,

@@ -2,8 +2,8 @@
 
 import xml.etree.ElementTree as ET
 
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import parse_owners, parse_pool, plan
-from ansible_collections.fleetid.subid.plugins.module_utils.audit import audit, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool, plan
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved": [{"start": 5000000, "count": 100000}]})
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import Block, LedgerError
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError
 
 
 def block(owner, start, count=65536, scope="fleet", state="active", released=None):

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fleetid.subid.plugins.action.allocate import allocate
-from ansible_collections.fleetid.subid.plugins.module_utils import ledger
-from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,
     Request,
     parse_owners,
@@ -18,7 +18,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.allocator import (
     plan,
     pool_admits,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import LedgerError, SpanIndex
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, SpanIndex
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})

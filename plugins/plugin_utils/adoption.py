@@ -10,13 +10,11 @@ the administrator opts in for that owner, because moving a range strands the own
 container storage (its files keep the old IDs).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import collections
 
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import FLEET, Block
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, Block
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange
 
 # subid_info finding kinds that make an entry unsafe to keep as it is.

@@ -4,13 +4,11 @@
 """The fleet audit: every host's files against the ledger, as JSON, Markdown and an SVG
 map of the ID space. Pure logic: it takes what subid_info returned per host."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import collections
 
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import FLEET, HOST_PREFIX
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange, merge, subtract
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1}

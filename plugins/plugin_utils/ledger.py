@@ -19,9 +19,7 @@ with the offending lines named. Lines in the canonical form above are read by a 
 line parser; anything else falls back to a full YAML parse.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import bisect
 import collections

@@ -18,14 +18,12 @@ requests and returns what changes, without touching any file. The rules:
   blocks back (the files on disk in that range are its own).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import bisect
 import collections
 
-from ansible_collections.fleetid.subid.plugins.module_utils.ledger import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     FLEET,
     Block,
     host_scope,

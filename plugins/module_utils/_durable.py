@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Durable atomic replacement of a file: shared by the host module (/etc/subuid,
+/etc/subgid) and the controller's file ledger and reports.
+
+A temp file in the target's folder takes the data, the old file's owner and mode, and
+an fsync; a rename then swaps it in and an fsync of the folder makes the rename durable.
+A reader sees the old or the new file, never a mix.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+import tempfile
+
+
+def write_durably(path, data, default_mode=0o644):
+    """A temp file in the same folder with ``data``, owner and mode of the file it
+    replaces, flushed to disk; returns its path for an atomic rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(path)
+        mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+    except FileNotFoundError:
+        mode, uid, gid = default_mode, 0, 0
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if os.geteuid() == 0:
+                os.fchown(handle.fileno(), uid, gid)
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def fsync_dir(path):
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path, data, default_mode=0o644):
+    """Write ``data`` to ``path`` atomically (mode and owner of the file it replaces,
+    else ``default_mode``), durable once this returns."""
+    tmp = write_durably(path, data, default_mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path)
