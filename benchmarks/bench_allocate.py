@@ -31,7 +31,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (  
     parse_pool,
     plan,
 )
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerStore  # noqa: E402
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore  # noqa: E402
 from ansible_collections.fleetid.subid.plugins.action.allocate import allocate  # noqa: E402
 
 POOL_SPEC = {"ranges": [{"start": 100000, "count": 4294000000 - 100000}]}
@@ -48,14 +48,14 @@ def seed_ledger(path, blocks):
         outcome = plan(result, pool, parse_owners([{"name": "kubelet", "scope": "host"}], pool), "node%d" % h, TODAY)
         result = outcome.blocks
     result = [b._replace(state="quarantined", released=TODAY) if i % 50 == 0 else b for i, b in enumerate(result)]
-    LedgerStore(path).write(ledger.render(result))
+    FileStore(path).write(ledger.render(result))
     return len(result)
 
 
 def allocate_call(path, owners, host):
     """What the action plugin does for one host, minus Ansible's own task overhead."""
     pool = parse_pool(POOL_SPEC)
-    return allocate(LedgerStore(path), pool, parse_owners(owners, pool), host, TODAY)[1]
+    return allocate(FileStore(path), pool, parse_owners(owners, pool), host, TODAY)[1]
 
 
 def timed(fn, *args, **kwargs):
@@ -86,7 +86,7 @@ def main():
         print("call with all %d owners allocated, %d-block ledger: median %.1f ms, max %.1f ms (20 calls)"
               % (len(converged), count + 10000, statistics.median(walls) * 1000, max(walls) * 1000))
 
-        os.unlink(LedgerStore(path).memo_path)
+        os.unlink(FileStore(path).memo_path)
         outcome, wall, cpu = timed(allocate_call, path, converged, "bench")
         assert not outcome.changed
         print("the same call after another controller's write (full parse and validation): %.0f ms"

@@ -14,7 +14,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import che
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, load, render
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout, FileStore
 
 ARGUMENT_SPEC = {
     "ledger": {"type": "path", "required": True},
@@ -38,7 +38,7 @@ class ActionModule(ActionBase):
         hostvars = (task_vars or {}).get("hostvars", {})
         hosts = {host: hostvars.get(host, {}).get(args["info_var"]) for host in args["hosts"]}
         today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-        store = LedgerStore(args["ledger"], args["lock_timeout"])
+        store = FileStore(args["ledger"], args["lock_timeout"])
         try:
             pool = parse_pool(args["pool"])
             with store.locked():

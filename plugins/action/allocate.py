@@ -24,9 +24,9 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     render_block,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import (
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import (
     LedgerLockTimeout,
-    LedgerStore,
+    FileStore,
 )
 
 _RANGE_SPEC = {
@@ -107,7 +107,7 @@ class ActionModule(ActionBase):
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         host = (task_vars or {}).get("inventory_hostname", "localhost")
         today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-        store = LedgerStore(args["ledger"], args["lock_timeout"])
+        store = FileStore(args["ledger"], args["lock_timeout"])
         result["ledger"] = store.path
 
         try:

@@ -15,7 +15,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, parse
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerStore
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore
 
 ARGUMENT_SPEC = {
     "ledger": {"type": "path", "required": True},
@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
         hostvars = (task_vars or {}).get("hostvars", {})
         try:
             pool = parse_pool(args["pool"])
-            blocks = parse(LedgerStore(args["ledger"]).read(), args["ledger"])
+            blocks = parse(FileStore(args["ledger"]).read(), args["ledger"])
         except (RangeError, LedgerError, OSError) as exc:
             result.update(failed=True, msg=str(exc))
             return result

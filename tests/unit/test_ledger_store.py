@@ -19,14 +19,14 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     pool_admits,
 )
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, SpanIndex
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_store import LedgerLockTimeout, LedgerStore
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout, FileStore
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
 TODAY = "2026-11-24"
 
 
 def seeded(tmp_path, owners=("alice", "bob", "carol")):
-    store = LedgerStore(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    store = FileStore(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
     allocate(store, POOL, parse_owners(list(owners), POOL), "h1", TODAY)
     return store
 
@@ -81,7 +81,7 @@ def test_owner_blocks_finds_every_line_of_an_owner_and_no_prefix_match(tmp_path)
     assert sorted((b.scope, b.start, b.line) for b in found) == [("fleet", 100000, 7), ("host:h1", 165536, 8)]
 
 
-class WriterComesFirst(LedgerStore):
+class WriterComesFirst(FileStore):
     """A store where another controller writes ``theirs`` just before our lock is granted:
     the moment between the lock-free plan and the locked write."""
 
@@ -109,7 +109,7 @@ def test_a_ledger_changed_before_the_lock_is_planned_again(tmp_path):
 
 def test_lock_is_exclusive_and_times_out_with_the_holder(tmp_path):
     store = seeded(tmp_path)
-    other = LedgerStore(store.path, lock_timeout=0.3)
+    other = FileStore(store.path, lock_timeout=0.3)
     inside = threading.Event()
     release = threading.Event()
 
@@ -147,7 +147,7 @@ request_lists = st.lists(
 def test_quick_path_answers_exactly_like_a_full_parse(tmp_path, calls):
     folder = tmp_path / str(time.monotonic_ns())
     folder.mkdir()
-    store = LedgerStore(str(folder / "ledger.yml"), cache_dir=str(folder / "cache"))
+    store = FileStore(str(folder / "ledger.yml"), cache_dir=str(folder / "cache"))
     for host, reqs in calls:
         try:
             before, outcome = allocate(store, POOL, reqs, host, TODAY)

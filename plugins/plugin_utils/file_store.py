@@ -37,7 +37,7 @@ class LedgerLockTimeout(RuntimeError):
     """Another process held the ledger lock for longer than the timeout."""
 
 
-class LedgerStore:
+class FileStore:
     def __init__(self, path, lock_timeout=60.0, cache_dir=None):
         self.path = os.path.abspath(path)
         self.lock_path = self.path + ".lock"
