@@ -32,7 +32,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (  
     plan,
 )
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore  # noqa: E402
-from ansible_collections.fleetid.subid.plugins.action.allocate import allocate  # noqa: E402
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate  # noqa: E402
 
 POOL_SPEC = {"ranges": [{"start": 100000, "count": 4294000000 - 100000}]}
 TODAY = "2026-11-24"

@@ -76,3 +76,19 @@ def run_module(tmp_path):
         return json.loads(out.read_text())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for this test session (tests/pg_server.py), stopped at the end."""
+    from pg_server import Server
+
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_ledger(postgres):
+    """The URI (with password) of an empty database of its own, owned by an unprivileged role."""
+    return postgres.uri(postgres.new_database())

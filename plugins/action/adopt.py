@@ -9,15 +9,14 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetid.subid.plugins.plugin_utils.adoption import plan_adoption
-from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import check_blocks_against_pool, parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, load, render
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout, FileStore
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError, parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import adopt, open_ledger
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "path", "required": True},
+    "ledger": {"type": "str", "required": True},
     "pool": {"type": "dict", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_adoption_info"},
@@ -38,17 +37,11 @@ class ActionModule(ActionBase):
         hostvars = (task_vars or {}).get("hostvars", {})
         hosts = {host: hostvars.get(host, {}).get(args["info_var"]) for host in args["hosts"]}
         today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-        store = FileStore(args["ledger"], args["lock_timeout"])
         try:
             pool = parse_pool(args["pool"])
-            with store.locked():
-                blocks = load(store.read(), store.path)[0]
-                check_blocks_against_pool(blocks, pool)
-                decision = plan_adoption(blocks, pool, hosts, args["remap"], today)
-                if decision["adopt"] and not self._task.check_mode:
-                    text = render(blocks + decision["adopt"])
-                    store.write(text)
-                    store.remember_valid(text, sorted(blocks + decision["adopt"], key=lambda b: b.start))
+            with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
+                result["ledger"] = store.location
+                decision = adopt(store, pool, hosts, args["remap"], today, self._task.check_mode)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout, OSError) as exc:
             result.update(failed=True, msg=str(exc))
             return result

@@ -13,21 +13,11 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,
     parse_owners,
     parse_pool,
-    plan,
-    pool_admits,
-)
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
-    LedgerError,
-    load,
-    owner_blocks,
-    render,
-    render_block,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import (
-    LedgerLockTimeout,
-    FileStore,
-)
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, render_block
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
 
 _RANGE_SPEC = {
     "start": {"type": "int", "required": True},
@@ -35,7 +25,7 @@ _RANGE_SPEC = {
 }
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "path", "required": True},
+    "ledger": {"type": "str", "required": True},
     "pool": {
         "type": "dict",
         "required": True,
@@ -50,40 +40,6 @@ ARGUMENT_SPEC = {
     "hold": {"type": "list", "elements": "str", "default": []},
     "lock_timeout": {"type": "float", "default": 60.0},
 }
-
-
-def allocate(store, pool, requests, host, today, check_mode=False):
-    """Serve one host's requests from the ledger: ``(blocks before, Plan)``.
-
-    A converged call (nothing to change) reads without the lock and, when the store has
-    validated this exact ledger text before, without a full parse. Anything to change is
-    written under the lock, planned again first if the ledger changed since it was read.
-    """
-    text = store.read()
-    spans = store.validated_spans(text)
-    if spans is not None and pool_admits(spans, pool):
-        mine = owner_blocks(text, {req.name for req in requests})
-        outcome = plan(mine, pool, requests, host, today)
-        if not outcome.changed:
-            return mine, outcome
-    current, outcome = _plan_in_full(store, text, pool, requests, host, today)
-    if outcome.changed and not check_mode:
-        with store.locked():
-            planned_on, text = text, store.read()
-            if text != planned_on:  # another writer came first: plan against its ledger
-                current, outcome = _plan_in_full(store, text, pool, requests, host, today)
-            if outcome.changed:
-                new_text = render(outcome.blocks)
-                store.write(new_text)
-                store.remember_valid(new_text, sorted(outcome.blocks, key=lambda b: b.start))
-    return current, outcome
-
-
-def _plan_in_full(store, text, pool, requests, host, today):
-    blocks, canonical = load(text, store.path)
-    if canonical:
-        store.remember_valid(text, blocks)
-    return blocks, plan(blocks, pool, requests, host, today)
 
 
 def _retired(requests):
@@ -107,19 +63,18 @@ class ActionModule(ActionBase):
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         host = (task_vars or {}).get("inventory_hostname", "localhost")
         today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-        store = FileStore(args["ledger"], args["lock_timeout"])
-        result["ledger"] = store.path
-
         try:
             pool = parse_pool(args["pool"])
             held = set(args["hold"])
             requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
-            current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
+            with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
+                result["ledger"] = store.location
+                current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
             result.update(failed=True, msg=str(exc))
             return result
         except OSError as exc:
-            result.update(failed=True, msg="ledger %s: %s" % (store.path, exc))
+            result.update(failed=True, msg="ledger %s: %s" % (describe(args["ledger"]), exc))
             return result
 
         entries = [
@@ -136,9 +91,10 @@ class ActionModule(ActionBase):
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
             retired=[{"name": name} for name in _retired(requests)],
+            floor=pool.floor,
         )
         if self._task.diff and outcome.changed:
-            result["diff"] = self._diff(store.path, current, outcome)
+            result["diff"] = self._diff(result["ledger"], current, outcome)
         return result
 
     @staticmethod

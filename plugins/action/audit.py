@@ -12,13 +12,13 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, parse
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
-from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "path", "required": True},
+    "ledger": {"type": "str", "required": True},
     "pool": {"type": "dict", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_audit_info"},
@@ -45,7 +45,9 @@ class ActionModule(ActionBase):
         hostvars = (task_vars or {}).get("hostvars", {})
         try:
             pool = parse_pool(args["pool"])
-            blocks = parse(FileStore(args["ledger"]).read(), args["ledger"])
+            with open_ledger(args["ledger"], check_mode=True) as store:
+                result["ledger"] = store.location
+                blocks = blocks_of(store)
         except (RangeError, LedgerError, OSError) as exc:
             result.update(failed=True, msg=str(exc))
             return result

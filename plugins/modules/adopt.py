@@ -27,10 +27,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  ledger:
-    description: The ledger file, as for M(fleetid.subid.allocate).
-    type: path
-    required: true
   pool:
     description: The pool, as for M(fleetid.subid.allocate).
     type: dict
@@ -49,10 +45,9 @@ options:
     type: list
     elements: str
     default: []
-  lock_timeout:
-    description: Seconds to wait for the ledger lock.
-    type: float
-    default: 60
+extends_documentation_fragment:
+  - fleetid.subid.ledger
+  - fleetid.subid.ledger.lock
 attributes:
   action:
     support: full

@@ -51,13 +51,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  ledger:
-    description:
-      - Path of the ledger file on the controller, for example C({{ inventory_dir }}/subid-ledger.yml).
-      - A missing file is an empty ledger and is created on the first allocation. Its folder must exist.
-      - The lock file C(<ledger>.lock) is created beside it. Keep the lock file out of version control.
-    type: path
-    required: true
   pool:
     description: Where blocks come from.
     type: dict
@@ -151,10 +144,9 @@ options:
     type: list
     elements: str
     default: []
-  lock_timeout:
-    description: Seconds to wait for the ledger lock before failing.
-    type: float
-    default: 60
+extends_documentation_fragment:
+  - fleetid.subid.ledger
+  - fleetid.subid.ledger.lock
 attributes:
   action:
     support: full

@@ -30,10 +30,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  ledger:
-    description: The ledger file, as for M(fleetid.subid.allocate).
-    type: path
-    required: true
   pool:
     description: The pool, as for M(fleetid.subid.allocate).
     type: dict
@@ -59,6 +55,8 @@ options:
     description: Fail when there is any critical finding.
     type: bool
     default: true
+extends_documentation_fragment:
+  - fleetid.subid.ledger
 attributes:
   action:
     support: full

@@ -13,7 +13,8 @@ call may (100 ms), so the store remembers, per ledger, the SHA-256 of the last c
 text it validated together with the spans of its blocks. A text with that digest is
 byte-for-byte one already validated: only the requested owners' lines need reading. Any
 other text (a hand edit, another controller's write) is parsed and validated in full.
-The memo lives in the user's cache folder; losing it only costs time.
+The memo lives in the user's cache folder; losing it only costs time. It is only
+written by a store opened for writing: check mode leaves no trace.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import os
 import sys
 import time
 
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import SpanIndex
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import pool_admits
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Snapshot, SpanIndex, load, owner_blocks, render
 
 _MEMO_MAGIC = b"fleetid.subid spans 1\n"
 
@@ -38,8 +40,10 @@ class LedgerLockTimeout(RuntimeError):
 
 
 class FileStore:
-    def __init__(self, path, lock_timeout=60.0, cache_dir=None):
-        self.path = os.path.abspath(path)
+    def __init__(self, path, lock_timeout=60.0, cache_dir=None, read_only=False):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.location = self.path
+        self.read_only = read_only
         self.lock_path = self.path + ".lock"
         self.lock_timeout = lock_timeout
         if cache_dir is None:
@@ -68,6 +72,8 @@ class FileStore:
 
     def remember_valid(self, text, blocks):
         """Record that ``text`` (canonical) was validated and holds ``blocks`` (sorted)."""
+        if self.read_only:
+            return
         spans = SpanIndex.of(blocks)
         numbers = array.array("Q", spans.starts)
         numbers.extend(spans.ends)
@@ -125,3 +131,47 @@ class FileStore:
         """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
         replace_file(self.path, text.encode("utf-8"), 0o644)
 
+    # The store interface of plugin_utils.ledger_service.
+
+    def owner_blocks(self, names, pool):
+        text = self.read()
+        spans = self.validated_spans(text)
+        if spans is None or not pool_admits(spans, pool):
+            return None
+        return owner_blocks(text, names)
+
+    def snapshot(self):
+        text = self.read()
+        blocks, canonical = load(text, self.path)
+        if canonical:
+            self.remember_valid(text, blocks)
+        return Snapshot(blocks, text)
+
+    @contextlib.contextmanager
+    def transaction(self):
+        if self.read_only:
+            raise RuntimeError("a read-only ledger store cannot be changed")
+        with self.locked():
+            yield _FileTransaction(self)
+
+    def close(self):
+        pass
+
+
+class _FileTransaction:
+    """Inside the lock: the token is the ledger text itself."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def token(self):
+        return self.store.read()
+
+    def snapshot(self):
+        return self.store.snapshot()
+
+    def commit(self, before, after, change):
+        del before, change  # the file is rewritten whole
+        text = render(after)
+        self.store.write(text)
+        self.store.remember_valid(text, sorted(after, key=lambda b: b.start))

@@ -79,8 +79,27 @@ class Block(
 
     def where(self):
         """How to name this block in a message."""
-        place = "line %d" % self.line if self.line else "new block"
+        if self.line is None:  # read from a store without lines (PostgreSQL)
+            place = "block"
+        else:
+            place = "line %d" % self.line if self.line else "new block"
         return "%s: %s (%s) %s" % (place, self.owner, self.scope, self.range)
+
+
+class Snapshot(collections.namedtuple("Snapshot", "blocks token")):
+    """All blocks of the ledger (validated, sorted by start) and the token they were read at."""
+
+    __slots__ = ()
+
+
+class Change(collections.namedtuple("Change", "added updated removed")):
+    """What a commit does: blocks to add, blocks whose state changed (same start and
+    count, new state/dates), blocks to delete."""
+
+    __slots__ = ()
+
+    def __bool__(self):
+        return bool(self.added or self.updated or self.removed)
 
 
 def host_scope(host):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.action.allocate import allocate
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,

@@ -1,0 +1,291 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ledger in PostgreSQL, for fleets run from many controllers (AWX/AAP, CI, admins).
+
+The database itself keeps the invariants, whoever writes: every block is an
+``int8range`` under an exclusion constraint, so PostgreSQL refuses two blocks that share
+an ID, and checks refuse ID 0 and anything past 2^32. Writers serialise on a
+transaction-level advisory lock, so two controllers never plan against the same free
+space; a generation counter, bumped by every commit, tells a writer whether the ledger
+moved since it planned.
+
+The schema lives in its own schema ``fleetid_subid`` (one ledger per database), is
+created on first use and migrated in a transaction, and records its version. A store
+opened read-only (check mode) never creates or changes anything: a database without
+the schema reads as an empty ledger.
+
+Credentials come from the URI or from libpq's own sources (``PGPASSWORD``,
+``PGPASSFILE``/``~/.pgpass``, ``PGSERVICE``); the password never appears in
+``location`` or in any message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import socket
+import urllib.parse
+
+from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, Snapshot, validate
+
+SCHEMA_VERSION = 1
+# One advisory lock key for every writer of the ledger (and for the first-use migration).
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"fleetid.subid ledger").digest()[:8], "big", signed=True)
+
+_MIGRATIONS = {
+    1: [
+        "CREATE SCHEMA IF NOT EXISTS fleetid_subid",
+        """CREATE TABLE fleetid_subid.meta (
+             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+             schema_version integer NOT NULL,
+             generation bigint NOT NULL DEFAULT 0)""",
+        "INSERT INTO fleetid_subid.meta (schema_version) VALUES (0)",
+        # Only active and quarantined blocks are stored (reclaimed ones are deleted), and
+        # no two of them may share an ID: the exclusion constraint covers every row.
+        r"""CREATE TABLE fleetid_subid.blocks (
+             owner text NOT NULL CHECK (owner ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$'),
+             scope text NOT NULL CHECK (scope = 'fleet' OR scope ~ '^host:[A-Za-z0-9_.:@\[\]-]{1,253}$'),
+             ids int8range NOT NULL CHECK (
+               NOT isempty(ids) AND lower_inc(ids) AND NOT upper_inc(ids)
+               AND lower(ids) >= 1 AND upper(ids) <= 4294967296),
+             state text NOT NULL CHECK (state IN ('active', 'quarantined')),
+             allocated date NOT NULL,
+             released date CHECK (state = 'active' OR released IS NOT NULL),
+             allocated_by text NOT NULL DEFAULT '',
+             changed_at timestamptz NOT NULL DEFAULT now(),
+             CONSTRAINT blocks_never_overlap EXCLUDE USING gist (ids WITH &&))""",
+        "CREATE INDEX blocks_owner ON fleetid_subid.blocks (owner)",
+    ],
+}
+
+_COLUMNS = "owner, scope, lower(ids), upper(ids) - lower(ids), state, allocated::text, released::text"
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError:
+        raise LedgerError(
+            "a postgresql:// ledger needs the Python package psycopg (version 3) on the controller: "
+            "pip install 'psycopg[binary]' (it is listed in this collection's requirements.txt "
+            "for execution environments)")
+    return psycopg
+
+
+def redact(uri):
+    """The URI without its password, for results and messages."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            netloc = userinfo.partition(":")[0] + "@" + hostport
+        query = urllib.parse.urlencode([(k, v)
+                                        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "postgresql://(unparsable URI)"
+
+
+def _passwords(uri):
+    found = set()
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        if parts.password:
+            found.update({parts.password, urllib.parse.unquote(parts.password)})
+        found.update(v for k, v in urllib.parse.parse_qsl(parts.query) if k == "password")
+    except ValueError:
+        pass
+    return {p for p in found if p}
+
+
+class PostgresStore:
+    def __init__(self, uri, lock_timeout=60.0, read_only=False):
+        self._psycopg = _psycopg()
+        self._uri = uri
+        self._secrets = _passwords(uri)
+        self.location = redact(uri)
+        self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self._conn = None
+        self._has_schema = False
+
+    # Errors: the driver's message, never the password, always the ledger named.
+
+    def _scrub(self, text):
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    def _fail(self, what, exc):
+        message = " ".join(str(exc).split())
+        return LedgerError("PostgreSQL ledger %s: %s: %s" % (self.location, what, self._scrub(message)))
+
+    def _connection(self):
+        if self._conn is None:
+            psycopg = self._psycopg
+            try:
+                self._conn = psycopg.connect(self._uri, autocommit=True, connect_timeout=10,
+                                             application_name="fleetid.subid")
+            except psycopg.Error as exc:
+                raise self._fail("cannot connect", exc) from None
+            self._has_schema = self._prepare_schema()
+        return self._conn
+
+    def _prepare_schema(self):
+        """Whether the schema exists (at this collection's version) afterwards."""
+        psycopg = self._psycopg
+        conn = self._conn
+        try:
+            with conn.transaction():
+                exists = conn.execute("SELECT to_regclass('fleetid_subid.meta') IS NOT NULL").fetchone()[0]
+                version = conn.execute("SELECT schema_version FROM fleetid_subid.meta").fetchone()[0] if exists else 0
+                if version > SCHEMA_VERSION:
+                    raise LedgerError(
+                        "PostgreSQL ledger %s has schema version %d; this collection knows up to %d: "
+                        "upgrade fleetid.subid on this controller" % (self.location, version, SCHEMA_VERSION))
+                if version == SCHEMA_VERSION:
+                    return True
+                if self.read_only:
+                    return False
+                # First use, or an older schema: migrate under the writers' lock, in one
+                # transaction, after looking again (another controller may have done it).
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                exists = conn.execute("SELECT to_regclass('fleetid_subid.meta') IS NOT NULL").fetchone()[0]
+                version = conn.execute("SELECT schema_version FROM fleetid_subid.meta").fetchone()[0] if exists else 0
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+                    conn.execute("UPDATE fleetid_subid.meta SET schema_version = %s", (step,))
+                return True
+        except psycopg.Error as exc:
+            raise self._fail("cannot create or read the ledger schema", exc) from None
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """A read-only transaction on one snapshot of the database."""
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
+
+    @staticmethod
+    def _blocks(rows):
+        return [Block(owner, scope, start, count, state, allocated, released, None)
+                for owner, scope, start, count, state, allocated, released in rows]
+
+    # The store interface of plugin_utils.ledger_service.
+
+    def owner_blocks(self, names, pool):
+        psycopg = self._psycopg
+        try:
+            with self._reading() as conn:
+                if not self._has_schema:
+                    return []
+                # Anything below the floor or in a reserved range sends the caller down
+                # the full path, which names the blocks at fault. Each test is one
+                # lookup in the exclusion constraint's index.
+                bad = [(0, pool.floor)] + [(r.start, r.end) for r in pool.reserved]
+                probe = " OR ".join(
+                    ["EXISTS (SELECT 1 FROM fleetid_subid.blocks WHERE ids && int8range(%s, %s))"] * len(bad))
+                if conn.execute("SELECT " + probe, [n for pair in bad for n in pair]).fetchone()[0]:
+                    return None
+                rows = conn.execute("SELECT %s FROM fleetid_subid.blocks WHERE owner = ANY(%%s) ORDER BY lower(ids)"
+                                    % _COLUMNS, (sorted(names),)).fetchall()
+        except psycopg.Error as exc:
+            raise self._fail("cannot read", exc) from None
+        return self._blocks(rows)
+
+    def snapshot(self):
+        psycopg = self._psycopg
+        try:
+            with self._reading() as conn:
+                return self._snapshot(conn)
+        except psycopg.Error as exc:
+            raise self._fail("cannot read", exc) from None
+
+    def _snapshot(self, conn):
+        if not self._has_schema:
+            return Snapshot([], 0)
+        generation = conn.execute("SELECT generation FROM fleetid_subid.meta").fetchone()[0]
+        rows = conn.execute("SELECT %s FROM fleetid_subid.blocks ORDER BY lower(ids)" % _COLUMNS).fetchall()
+        return Snapshot(validate(self._blocks(rows), self.location), generation)
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A write transaction holding the writers' advisory lock until it ends."""
+        if self.read_only:
+            raise RuntimeError("a read-only ledger store cannot be changed")
+        psycopg = self._psycopg
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", ("%dms" % max(1, self.lock_timeout * 1000),))
+                try:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                except psycopg.errors.LockNotAvailable:
+                    raise LedgerLockTimeout("could not lock the PostgreSQL ledger %s within %gs: another controller "
+                                            "is writing to it" % (self.location, self.lock_timeout)) from None
+                yield _Transaction(self, conn)
+        except psycopg.Error as exc:
+            raise self._fail("the transaction failed; nothing was written", exc) from None
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class _Transaction:
+    """Inside the lock: the token is the generation counter."""
+
+    def __init__(self, store, conn):
+        self.store = store
+        self.conn = conn
+
+    def token(self):
+        return self.conn.execute("SELECT generation FROM fleetid_subid.meta").fetchone()[0]
+
+    def snapshot(self):
+        return self.store._snapshot(self.conn)
+
+    def commit(self, before, after, change):
+        """Apply ``change`` as rows; the database checks every invariant it can."""
+        del before, after
+        store = self.store
+        psycopg = store._psycopg
+        conn = self.conn
+        by = "%s@%s" % (getpass.getuser(), socket.gethostname())
+        try:
+            with conn.cursor() as cur:
+                if change.added:
+                    with cur.copy("COPY fleetid_subid.blocks (owner, scope, ids, state, allocated, released, "
+                                  "allocated_by) FROM STDIN") as copy:
+                        for b in change.added:
+                            copy.write_row((b.owner, b.scope, "[%d,%d)" % (b.start, b.end), b.state,
+                                            b.allocated, b.released, by))
+                for b in change.updated:
+                    cur.execute("UPDATE fleetid_subid.blocks SET state = %s, released = %s, changed_at = now() "
+                                "WHERE ids = int8range(%s, %s) AND owner = %s AND scope = %s",
+                                (b.state, b.released, b.start, b.end, b.owner, b.scope))
+                    self._one(cur, "update", b)
+                for b in change.removed:
+                    cur.execute("DELETE FROM fleetid_subid.blocks WHERE ids = int8range(%s, %s) AND owner = %s "
+                                "AND scope = %s AND state = 'quarantined'", (b.start, b.end, b.owner, b.scope))
+                    self._one(cur, "delete", b)
+                cur.execute("UPDATE fleetid_subid.meta SET generation = generation + 1")
+        except psycopg.errors.IntegrityError as exc:
+            # The planner never proposes an overlap: a refusal here is a bug, surfaced.
+            raise store._fail("the database refused the change (a bug: please report it); nothing was written",
+                              exc) from None
+        except psycopg.Error as exc:
+            raise store._fail("cannot write; nothing was written", exc) from None
+
+    @staticmethod
+    def _one(cur, what, block):
+        if cur.rowcount != 1:
+            raise LedgerError("PostgreSQL ledger: cannot %s %s: the row changed under the lock (a bug: please "
+                              "report it); nothing was written" % (what, block.where()))

@@ -1,0 +1,269 @@
+"""One contract, two stores: the ledger service gives the same results on the YAML file
+store and on a real PostgreSQL server (started by the tests), and each store keeps its
+own promises (the file's memo, the database's constraints, check mode, secrets)."""
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as service
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
+    AllocationError,
+    parse_owners,
+    parse_pool,
+)
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, render
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import find_overlaps
+
+POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
+TODAY = "2026-11-28"
+LATER = "2026-12-01"
+
+
+@pytest.fixture(params=["file", "postgresql"])
+def location(request, tmp_path):
+    if request.param == "file":
+        return str(tmp_path / "subid-ledger.yml")
+    return request.getfixturevalue("pg_ledger")
+
+
+def run(location, owners, host="h1", pool=POOL, today=TODAY, check_mode=False):
+    with service.open_ledger(location, lock_timeout=5, check_mode=check_mode) as store:
+        return service.allocate(store, pool, parse_owners(owners, pool), host, today, check_mode)[1]
+
+
+def state(location):
+    with service.open_ledger(location, check_mode=True) as store:
+        return [(b.owner, b.scope, b.start, b.count, b.state, b.allocated, b.released)
+                for b in service.blocks_of(store)]
+
+
+def entries(outcome):
+    return {name: [(r.start, r.count) for r in ranges] for name, ranges in outcome.entries.items()}
+
+
+def test_first_fit_aligned_then_converged(location):
+    first = run(location, ["carol", "alice", "bob"])
+    assert first.changed
+    assert entries(first) == {"carol": [(231072, 65536)], "alice": [(100000, 65536)], "bob": [(165536, 65536)]}
+    again = run(location, ["alice", "bob", "carol"], host="h2")
+    assert not again.changed
+    assert entries(again) == {"alice": [(100000, 65536)], "bob": [(165536, 65536)], "carol": [(231072, 65536)]}
+    assert [b[:5] for b in state(location)] == [
+        ("alice", "fleet", 100000, 65536, "active"),
+        ("bob", "fleet", 165536, 65536, "active"),
+        ("carol", "fleet", 231072, 65536, "active")]
+
+
+def test_blocks_are_sticky_and_growth_adds_a_block(location):
+    run(location, ["alice", "bob"])
+    grown = run(location, [{"name": "alice", "count": 200000}, "bob"])
+    assert [(b.start, b.count) for b in grown.added] == [(231072, 134464)]
+    assert entries(grown)["alice"] == [(100000, 65536), (231072, 134464)]
+    shrunk = run(location, [{"name": "alice", "count": 1000}, "bob"])
+    assert not shrunk.changed and entries(shrunk)["alice"] == [(100000, 65536), (231072, 134464)]
+
+
+def test_host_scope_and_the_kubelet_rules(location):
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 10000})
+    run(location, ["alice"], pool=pool)
+    k1 = run(location, ["alice", {"name": "kubelet", "scope": "host", "count": 131072}], host="node1", pool=pool)
+    k2 = run(location, ["alice", {"name": "kubelet", "scope": "host", "count": 131072}], host="node2", pool=pool)
+    assert entries(k1)["kubelet"] == [(131072, 131072)]  # multiples of 65536 counted from 0
+    assert entries(k2)["kubelet"] == [(262144, 131072)]
+    with pytest.raises(AllocationError, match="not grown"):
+        run(location, [{"name": "kubelet", "scope": "host", "count": 196608}], host="node1", pool=pool)
+    assert [b[:4] for b in state(location)][1:] == [
+        ("kubelet", "host:node1", 131072, 131072), ("kubelet", "host:node2", 262144, 131072)]
+
+
+def test_reserved_ranges_and_floor_are_never_handed_out(location):
+    pool = parse_pool({"ranges": [{"start": 600, "count": 1000000}], "floor": 600, "block_size": 1000,
+                       "reserved": [{"start": 1600, "count": 2000}]})
+    out = run(location, ["a", "b", "c"], pool=pool)
+    assert entries(out) == {"a": [(600, 1000)], "b": [(3600, 1000)], "c": [(4600, 1000)]}
+    later = parse_pool({"ranges": [{"start": 600, "count": 1000000}], "floor": 600, "block_size": 1000,
+                        "reserved": [{"start": 1600, "count": 2000}, {"start": 4000, "count": 10}]})
+    with pytest.raises(AllocationError, match=r"b \(fleet\) 3600-4599 \(1000 IDs\) overlaps reserved range 4000-4009"):
+        run(location, ["a", "b"], pool=later)
+
+
+def test_release_quarantines_reclaim_frees_and_asking_again_reactivates(location):
+    run(location, ["alice", "bob"])
+    released = run(location, ["bob", {"name": "alice", "state": "released"}], today=LATER)
+    assert [(b.owner, b.state, b.released) for b in released.released] == [("alice", "quarantined", LATER)]
+    newcomer = run(location, ["carol"])
+    assert entries(newcomer)["carol"] == [(231072, 65536)]  # the quarantined block stays taken
+    back = run(location, ["alice"])
+    assert [(b.owner, b.state) for b in back.reactivated] == [("alice", "active")]
+    run(location, [{"name": "alice", "state": "released"}], today=LATER)
+    with pytest.raises(AllocationError, match="release it before reclaiming"):
+        run(location, [{"name": "bob", "state": "reclaimed"}])
+    gone = run(location, [{"name": "alice", "state": "reclaimed"}])
+    assert [b.owner for b in gone.reclaimed] == ["alice"]
+    assert entries(run(location, ["dave"]))["dave"] == [(100000, 65536)]
+
+
+def test_check_mode_predicts_and_writes_nothing(location, tmp_path):
+    predicted = run(location, ["alice", "bob"], check_mode=True)
+    assert predicted.changed and entries(predicted)["bob"] == [(165536, 65536)]
+    assert state(location) == []
+    run(location, ["alice"])
+    before = state(location)
+    assert run(location, [{"name": "alice", "state": "released"}], check_mode=True).changed
+    assert state(location) == before
+
+
+def test_a_writer_that_lost_the_race_plans_again(location):
+    """The plan is made without the lock; another controller commits before the lock is
+    taken; the loser plans again against the new ledger and both blocks survive."""
+    run(location, ["alice"])
+    requests = parse_owners(["bob"], POOL)
+    calls = []
+
+    def decide(blocks):
+        if not calls:  # first plan: now another controller allocates zed
+            run(location, ["zed"], host="other")
+        calls.append(len(blocks))
+        outcome = service.plan(blocks, POOL, requests, "h1", TODAY)
+        return outcome, outcome.blocks, service.plan_change(outcome)
+
+    with service.open_ledger(location, lock_timeout=5) as store:
+        service.apply(store, decide)
+    assert calls == [1, 2]
+    assert [b[:3] for b in state(location)] == [("alice", "fleet", 100000), ("zed", "fleet", 165536),
+                                                ("bob", "fleet", 231072)]
+
+
+def test_both_stores_give_the_same_results_for_the_same_requests(tmp_path, pg_ledger):
+    rng = random.Random(20261128)
+    names = ["u%02d" % i for i in range(30)] + ["kubelet", "containers"]
+    file_ledger = str(tmp_path / "l.yml")
+    for step in range(60):
+        host = "h%d" % rng.randrange(4)
+        owners = []
+        for name in rng.sample(names, rng.randrange(1, 8)):
+            if name == "kubelet":
+                owners.append({"name": name, "scope": "host", "count": 65536 * rng.choice([1, 2])})
+            elif name == "containers":
+                owners.append({"name": name, "scope": "host", "count": 65536})
+            else:
+                owners.append({"name": name, "count": rng.choice([1000, 65536, 70000]),
+                               "state": rng.choice(["present"] * 6 + ["released", "reclaimed"])})
+        outcomes = []
+        for where in (file_ledger, pg_ledger):
+            try:
+                outcomes.append(("ok", entries(run(where, owners, host=host, today="2026-11-%02d" % (1 + step % 28)))))
+            except AllocationError as exc:
+                outcomes.append(("refused", str(exc)))
+        assert outcomes[0] == outcomes[1], (step, owners)
+        assert state(file_ledger) == state(pg_ledger), step
+    assert len(state(pg_ledger)) > 20
+    assert not find_overlaps(state(pg_ledger), key=lambda b: Block(*b, 0).range)
+
+
+def test_ledger_copy_import_again_refuse_and_export(tmp_path, pg_ledger):
+    file_ledger = str(tmp_path / "subid-ledger.yml")
+    run(file_ledger, ["alice", "bob", {"name": "kubelet", "scope": "host", "count": 65536}])
+    run(file_ledger, [{"name": "bob", "state": "released"}], today=LATER)
+    with service.open_ledger(file_ledger) as src, service.open_ledger(pg_ledger) as dest:
+        copied, changed = service.copy(src, dest, check_mode=True)
+    assert changed and len(copied) == 3 and state(pg_ledger) == []
+    with service.open_ledger(file_ledger) as src, service.open_ledger(pg_ledger) as dest:
+        assert service.copy(src, dest)[1] is True
+    assert state(pg_ledger) == state(file_ledger)
+    with service.open_ledger(file_ledger) as src, service.open_ledger(pg_ledger) as dest:
+        assert service.copy(src, dest)[1] is False  # copying again changes nothing
+
+    run(pg_ledger, ["carol"])  # the database moves on
+    with pytest.raises(LedgerError) as refused:
+        with service.open_ledger(file_ledger) as src, service.open_ledger(pg_ledger) as dest:
+            service.copy(src, dest)
+    assert "only in the destination: block: carol (fleet) 362144-427679 (65536 IDs), active" in str(refused.value)
+
+    export = tmp_path / "export.yml"
+    with service.open_ledger(pg_ledger) as src, service.open_ledger(str(export)) as dest:
+        assert service.copy(src, dest)[1] is True
+    assert state(str(export)) == state(pg_ledger)
+    with service.open_ledger(str(export), check_mode=True) as store:
+        assert export.read_text() == render(service.blocks_of(store))
+    run(pg_ledger, ["dave"])
+    with pytest.raises(LedgerError, match="only in the source: block: dave"):
+        with service.open_ledger(pg_ledger) as src, service.open_ledger(str(export)) as dest:
+            service.copy(src, dest)
+    with service.open_ledger(pg_ledger) as src, service.open_ledger(str(export)) as dest:
+        assert service.copy(src, dest, replace=True)[1] is True
+    assert state(str(export)) == state(pg_ledger)
+
+
+# PostgreSQL only: what the database itself enforces, and how failures read.
+
+
+def test_the_database_refuses_an_overlapping_insert_and_root(postgres, pg_ledger):
+    run(pg_ledger, ["alice"])
+    database = pg_ledger.rsplit("/", 1)[1]
+    with pytest.raises(RuntimeError, match="blocks_never_overlap"):
+        postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
+                               "VALUES ('mallory', 'fleet', int8range(165000, 170000), 'active', now())")
+    with pytest.raises(RuntimeError, match="violates check constraint"):
+        postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
+                               "VALUES ('mallory', 'fleet', int8range(0, 65536), 'active', now())")
+    with pytest.raises(RuntimeError, match="violates check constraint"):
+        postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
+                               "VALUES ('mallory', 'fleet', int8range(4294900000, 4294967297), 'active', now())")
+    assert [b[0] for b in state(pg_ledger)] == ["alice"]
+
+
+def test_check_mode_on_a_new_database_creates_nothing(postgres, pg_ledger):
+    run(pg_ledger, ["alice"], check_mode=True)
+    database = pg_ledger.rsplit("/", 1)[1]
+    assert postgres.sql(database, "SELECT to_regnamespace('fleetid_subid') IS NULL") == ["t"]
+
+
+def test_a_newer_schema_is_refused(postgres, pg_ledger):
+    run(pg_ledger, ["alice"])
+    postgres.sql(pg_ledger.rsplit("/", 1)[1], "UPDATE fleetid_subid.meta SET schema_version = 7")
+    with pytest.raises(LedgerError, match="has schema version 7; this collection knows up to 1"):
+        run(pg_ledger, ["alice"])
+
+
+def test_a_wrong_password_or_no_server_fails_clearly_without_the_password(postgres, pg_ledger):
+    database = pg_ledger.rsplit("/", 1)[1]
+    wrong = postgres.uri(database, password="Not-the-Pw-4711")
+    with pytest.raises(LedgerError) as failed:
+        run(wrong, ["alice"])
+    message = str(failed.value)
+    assert "password authentication failed" in message
+    assert "Not-the-Pw-4711" not in message and "postgresql://fleetid@127.0.0.1:%d/%s" % (postgres.port, database) in message
+    closed = "postgresql://fleetid:Not-the-Pw-4711@127.0.0.1:1/x?connect_timeout=2"
+    with pytest.raises(LedgerError, match="cannot connect") as failed:
+        run(closed, ["alice"])
+    assert "Not-the-Pw-4711" not in str(failed.value)
+
+
+def test_libpq_credentials_from_pgpassfile(postgres, pg_ledger, tmp_path, monkeypatch):
+    from pg_server import PASSWORD, ROLE
+
+    database = pg_ledger.rsplit("/", 1)[1]
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("127.0.0.1:%d:%s:%s:%s\n" % (postgres.port, database, ROLE,
+                                                    PASSWORD.replace("\\", "\\\\").replace(":", "\\:")))
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    no_password = postgres.uri(database, password=None)
+    assert entries(run(no_password, ["alice"])) == {"alice": [(100000, 65536)]}
+
+
+def test_without_the_driver_a_uri_names_the_package(pg_ledger):
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as s\n"
+        "try:\n"
+        "    with s.open_ledger(sys.argv[1]) as store: pass\n"
+        "except s.LedgerError as exc: print(exc)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code, pg_ledger], capture_output=True, text=True, env=env, check=True)
+    assert "needs the Python package psycopg (version 3)" in out.stdout and "pip install 'psycopg[binary]'" in out.stdout
