@@ -140,29 +140,40 @@ class PostgresStore:
         psycopg = self._psycopg
         conn = self._conn
         try:
+            # Every wait for a lock (the writers' advisory lock too) gives up in time.
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", ("%dms" % max(1, self.lock_timeout * 1000),))
             with conn.transaction():
-                exists = conn.execute("SELECT to_regclass('fleetid_subid.meta') IS NOT NULL").fetchone()[0]
-                version = conn.execute("SELECT schema_version FROM fleetid_subid.meta").fetchone()[0] if exists else 0
-                if version > SCHEMA_VERSION:
-                    raise LedgerError(
-                        "PostgreSQL ledger %s has schema version %d; this collection knows up to %d: "
-                        "upgrade fleetid.subid on this controller" % (self.location, version, SCHEMA_VERSION))
-                if version == SCHEMA_VERSION:
-                    return True
-                if self.read_only:
-                    return False
-                # First use, or an older schema: migrate under the writers' lock, in one
-                # transaction, after looking again (another controller may have done it).
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                exists = conn.execute("SELECT to_regclass('fleetid_subid.meta') IS NOT NULL").fetchone()[0]
-                version = conn.execute("SELECT schema_version FROM fleetid_subid.meta").fetchone()[0] if exists else 0
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[step]:
-                        conn.execute(statement)
-                    conn.execute("UPDATE fleetid_subid.meta SET schema_version = %s", (step,))
-                return True
+                version = self._schema_version(conn)
+            if version == SCHEMA_VERSION or self.read_only:
+                return version == SCHEMA_VERSION
+            # First use, or an older schema: migrate in one transaction under the writers'
+            # lock. The lock is taken before the transaction starts, so the transaction sees
+            # the catalog as another controller that migrated first left it.
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            except psycopg.errors.LockNotAvailable:
+                raise LedgerLockTimeout("could not lock the PostgreSQL ledger %s within %gs to create its schema"
+                                        % (self.location, self.lock_timeout)) from None
+            try:
+                with conn.transaction():
+                    for step in range(self._schema_version(conn) + 1, SCHEMA_VERSION + 1):
+                        for statement in _MIGRATIONS[step]:
+                            conn.execute(statement)
+                        conn.execute("UPDATE fleetid_subid.meta SET schema_version = %s", (step,))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            return True
         except psycopg.Error as exc:
             raise self._fail("cannot create or read the ledger schema", exc) from None
+
+    def _schema_version(self, conn):
+        exists = conn.execute("SELECT to_regclass('fleetid_subid.meta') IS NOT NULL").fetchone()[0]
+        version = conn.execute("SELECT schema_version FROM fleetid_subid.meta").fetchone()[0] if exists else 0
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                "PostgreSQL ledger %s has schema version %d; this collection knows up to %d: "
+                "upgrade fleetid.subid on this controller" % (self.location, version, SCHEMA_VERSION))
+        return version
 
     @contextlib.contextmanager
     def _reading(self):
@@ -223,7 +234,6 @@ class PostgresStore:
         conn = self._connection()
         try:
             with conn.transaction():
-                conn.execute("SELECT set_config('lock_timeout', %s, true)", ("%dms" % max(1, self.lock_timeout * 1000),))
                 try:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 except psycopg.errors.LockNotAvailable:
