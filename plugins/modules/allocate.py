@@ -15,9 +15,10 @@ module: allocate
 short_description: Allocate fleet-wide subordinate UID/GID blocks from a central ledger
 version_added: 0.1.0
 description:
-  - Hands each owner a block of subordinate IDs from a pool and records it in a ledger
-    file that lives with the inventory (keep it in git). Returns this host's entries for
-    C(/etc/subuid) and C(/etc/subgid), ready for M(fleetid.subid.subid).
+  - Hands each owner a block of subordinate IDs from a pool and records it in a ledger: a
+    file that lives with the inventory (keep it in git), or a PostgreSQL database shared by
+    several controllers. Returns this host's entries for C(/etc/subuid) and C(/etc/subgid),
+    ready for M(fleetid.subid.subid).
   - Runs on the controller only; it never connects to the host.
   - Blocks are sticky. Once given, a block is never moved or shrunk. A larger O(owners[].count)
     adds a further block for that owner, which rootless Podman uses together with the first.
@@ -29,10 +30,11 @@ description:
     pool range, at the lowest free place. New owners in one call are allocated in sorted
     name order, so one call's result does not depend on the order of O(owners).
   - Safe under forks and under several C(ansible-playbook) processes sharing one ledger. An
-    allocation holds an exclusive lock on C(<ledger>.lock) while it reads, allocates and
-    writes, and replaces the ledger atomically. A call whose owners are all allocated reads
-    the ledger without taking the lock.
-  - The ledger is YAML, one block per line, sorted by start. It is checked on every read;
+    allocation plans without a lock, then takes the ledger's writers' lock (an exclusive lock on
+    C(<ledger>.lock) for a file, an advisory lock in PostgreSQL), plans again only if another
+    writer changed the ledger meanwhile, and commits atomically. A call whose owners are all
+    allocated reads the ledger without taking the lock.
+  - A ledger file is YAML, one block per line, sorted by start. It is checked on every read;
     a syntax error, a bad field, overlapping blocks, or a block in a reserved range or below
     the floor is refused with the lines named, and nothing is written.
   - The owner C(kubelet) follows the kubelet's rules for its entry. It gets exactly one
@@ -260,8 +262,15 @@ retired:
   elements: dict
   sample: [{name: carol}]
 ledger:
-  description: Absolute path of the ledger.
-  returned: always
+  description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
+  returned: when the ledger could be opened
   type: str
   sample: /srv/inventory/subid-ledger.yml
+floor:
+  description:
+    - The pool's floor, for the host module's O(fleetid.subid.subid#module:floor), so that the host
+      checks ranges against the same floor the pool was carved with.
+  returned: success
+  type: int
+  sample: 1000
 """

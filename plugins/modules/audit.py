@@ -90,6 +90,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ledger:
+  description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
+  returned: when the ledger could be opened
+  type: str
+  sample: /srv/inventory/subid-ledger.yml
 summary:
   description: Counts of hosts, blocks, IDs, free space and findings.
   returned: success
