@@ -15,7 +15,7 @@ module: allocate
 short_description: Allocate fleet-wide subordinate UID/GID blocks from a central ledger
 version_added: 0.1.0
 description:
-  - Hands each owner a block of subordinate IDs from a pool and records it in a ledger: a
+  - Hands each owner a block of subordinate IDs from a pool and records it in a ledger, either a
     file that lives with the inventory (keep it in git), or a PostgreSQL database shared by
     several controllers. Returns this host's entries for C(/etc/subuid) and C(/etc/subgid),
     ready for M(fleetid.subid.subid).
