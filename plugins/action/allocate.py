@@ -93,6 +93,13 @@ class ActionModule(ActionBase):
             retired=[{"name": name} for name in _retired(requests)],
             floor=pool.floor,
         )
+        if self._task.check_mode and outcome.added:
+            # Hosts run in separate workers and check mode writes nothing, so each host's
+            # new blocks are predicted as if no other host asked for any.
+            result.setdefault("warnings", []).append(
+                "check mode: the new blocks shown (%s) are predicted for this host alone; other hosts "
+                "in this run may be shown the same free IDs, while a real run allocates new owners "
+                "one after another" % ", ".join("%s %d+%d" % (b.owner, b.start, b.count) for b in outcome.added))
         if self._task.diff and outcome.changed:
             result["diff"] = self._diff(result["ledger"], current, outcome)
         return result

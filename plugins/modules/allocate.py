@@ -166,6 +166,10 @@ attributes:
 notes:
   - After an owner's ranges change on a host, rootless Podman needs C(podman system migrate) as
     that owner before it uses the new map.
+  - In check mode each host's prediction is made against the ledger as it is, for that host
+    alone. Blocks predicted for new owners on different hosts of one run may therefore share
+    IDs, where a real run allocates them one after another. The result then carries a warning
+    saying so. Owners that already have blocks are predicted exactly.
 seealso:
   - module: fleetid.subid.subid
 """

@@ -134,6 +134,10 @@ def test_check_mode_reports_and_writes_nothing_and_diff_shows_the_lines(tmp_path
         {"owner": "bob", "scope": "fleet", "start": 165536, "count": 131072},
     ]
     assert '+- {owner: "alice", scope: "fleet", start: 100000, count: 65536, state: active' in proc.stdout
+    assert res["warnings"] == [
+        "check mode: the new blocks shown (alice 100000+65536, bob 165536+131072) are predicted for this host "
+        "alone; other hosts in this run may be shown the same free IDs, while a real run allocates new owners "
+        "one after another"]
 
     proc, results = play(tmp_path, inventory, "--diff", out="real")
     assert results["web1"]["subuid"] == [
@@ -141,6 +145,9 @@ def test_check_mode_reports_and_writes_nothing_and_diff_shows_the_lines(tmp_path
         {"name": "bob", "start": 165536, "count": 131072},
     ]
     assert (tmp_path / "subid-ledger.yml").exists()
+    # Owners that have their blocks are predicted exactly, without a warning.
+    proc, results = play(tmp_path, inventory, "--check", out="again")
+    assert results["web1"]["changed"] is False and "warnings" not in results["web1"]
 
 
 def test_release_and_reclaim_through_the_playbook(tmp_path):

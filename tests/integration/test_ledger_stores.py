@@ -267,3 +267,33 @@ def test_without_the_driver_a_uri_names_the_package(pg_ledger):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     out = subprocess.run([sys.executable, "-c", code, pg_ledger], capture_output=True, text=True, env=env, check=True)
     assert "needs the Python package psycopg (version 3)" in out.stdout and "pip install 'psycopg[binary]'" in out.stdout
+
+
+def test_adoption_records_agreeing_entries_on_either_store(location):
+    def info(entries):
+        rows = [{"owner": o, "start": s, "count": c, "line": i + 1} for i, (o, s, c) in enumerate(entries)]
+        return {"subuid": rows, "subgid": [dict(r) for r in rows], "findings": []}
+
+    run(location, ["zed"])  # zed: 100000+65536
+    hosts = {"h1": info([("alice", 300000, 65536), ("bob", 120000, 10)]), "h2": info([("alice", 300000, 65536)])}
+    with service.open_ledger(location, check_mode=True) as store:
+        predicted = service.adopt(store, POOL, hosts, [], TODAY, check_mode=True)
+    assert [b.owner for b in predicted["adopt"]] == ["alice"] and state(location)[1:] == []
+    with service.open_ledger(location) as store:
+        decision = service.adopt(store, POOL, hosts, [], TODAY)
+    assert decision["held"] == ["bob"] and "overlaps zed's block" in decision["conflicts"][0]["message"]
+    assert [b[:4] for b in state(location)] == [("zed", "fleet", 100000, 65536), ("alice", "fleet", 300000, 65536)]
+    with service.open_ledger(location) as store:
+        assert service.adopt(store, POOL, hosts, [], TODAY)["adopt"] == []  # recorded once
+
+
+def test_check_mode_leaves_no_memo_behind(tmp_path):
+    location = str(tmp_path / "subid-ledger.yml")
+    run(location, ["alice"])
+    memo_dir = tmp_path / "memo"
+    with service.open_ledger(location, check_mode=True, cache_dir=str(memo_dir)) as store:
+        service.allocate(store, POOL, parse_owners(["alice", "bob"], POOL), "h1", TODAY, check_mode=True)
+    assert not memo_dir.exists()
+    with service.open_ledger(location, cache_dir=str(memo_dir)) as store:
+        service.allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+    assert len(list(memo_dir.iterdir())) == 1  # a real run does remember the validated ledger
