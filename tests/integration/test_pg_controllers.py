@@ -10,13 +10,15 @@ import sys
 import textwrap
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ansible_env
+from conftest import TOP, ansible_env, run_playbook
 from pg_server import PASSWORD
 from test_allocate_playbook import PLAYBOOK
+from test_lifecycle_playbooks import PODMAN_ENV, real_files, write_vars  # noqa: F401 (real_files is a fixture)
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as service
 
@@ -172,3 +174,30 @@ def test_the_password_never_shows_in_playbook_output(tmp_path, postgres, pg_ledg
     for text in (output, failed, json.dumps(result)):
         for secret in secrets + ["Wrong-Pw-31337"]:
             assert secret not in text
+
+
+@pytest.mark.needs_root
+def test_onboard_and_audit_through_the_roles_with_the_postgresql_ledger(tmp_path, pg_ledger, real_files):
+    """The roles and playbooks take a URI wherever they take a ledger: a real account,
+    real /etc/subuid lines, a real rootless Podman run, then a clean audit."""
+    name = "pg" + uuid.uuid4().hex[:6]
+    varfile = write_vars(tmp_path, subid_ledger=pg_ledger, subid_accounts=[{"name": name, "uid": 2902}],
+                         subid_report_dir=str(tmp_path / "reports"), subid_owners=[name],
+                         rootless_podman_install=False,
+                         rootless_podman_run_options=["--network", "none", "--runtime", "runc",
+                                                      "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+    try:
+        onboard = run_playbook(TOP / "playbooks" / "onboard.yml", "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
+        assert "rootless Podman works for %s" % name in onboard.stdout
+        assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
+        assert [(b.owner, b.start, b.count) for b in ledger_blocks(pg_ledger)] == [(name, 9000000, 65536)]
+        Path("/etc/subuid").write_text("%s:9000000:65536\n" % name)
+        Path("/etc/subgid").write_text("%s:9000000:65536\n" % name)
+        audit = run_playbook(TOP / "playbooks" / "audit.yml", "-e", "@%s" % varfile, "-c", "local", check=False)
+        assert audit.returncode == 0, audit.stdout
+        report = json.loads((tmp_path / "reports" / "subid-audit.json").read_text())
+        assert report["summary"]["critical"] == 0 and report["summary"]["blocks"] == 1
+        assert PASSWORD not in onboard.stdout + audit.stdout
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
