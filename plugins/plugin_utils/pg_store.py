@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import os
 import socket
 import urllib.parse
 
@@ -127,13 +128,25 @@ class PostgresStore:
     def _connection(self):
         if self._conn is None:
             psycopg = self._psycopg
+            # Defaults only: what the URI or libpq's environment says wins.
+            given = dict(self._conninfo())
+            extra = {}
+            if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
+                extra["connect_timeout"] = 10
+            if "application_name" not in given and "PGAPPNAME" not in os.environ:
+                extra["application_name"] = "fleetid.subid"
             try:
-                self._conn = psycopg.connect(self._uri, autocommit=True, connect_timeout=10,
-                                             application_name="fleetid.subid")
+                self._conn = psycopg.connect(self._uri, autocommit=True, **extra)
             except psycopg.Error as exc:
                 raise self._fail("cannot connect", exc) from None
             self._has_schema = self._prepare_schema()
         return self._conn
+
+    def _conninfo(self):
+        try:
+            return self._psycopg.conninfo.conninfo_to_dict(self._uri)
+        except self._psycopg.Error as exc:
+            raise self._fail("the URI cannot be used", exc) from None
 
     def _prepare_schema(self):
         """Whether the schema exists (at this collection's version) afterwards."""
@@ -241,7 +254,10 @@ class PostgresStore:
                                             "is writing to it" % (self.location, self.lock_timeout)) from None
                 yield _Transaction(self, conn)
         except psycopg.Error as exc:
-            raise self._fail("the transaction failed; nothing was written", exc) from None
+            # Had the connection broken while committing, the ledger may hold the change:
+            # either way a new run sees the truth and converges.
+            raise self._fail("the transaction failed, so the ledger is as it was (or, had the connection "
+                             "broken while committing, as planned); run again", exc) from None
 
     def close(self):
         if self._conn is not None:
