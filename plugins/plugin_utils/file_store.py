@@ -229,4 +229,3 @@ class FileStore:
     def write(self, text):
         """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
         replace_file(self.path, text.encode("utf-8"), 0o644)
-
