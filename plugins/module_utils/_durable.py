@@ -7,6 +7,10 @@
 A temp file in the target's folder takes the data, the old file's owner and mode, and
 an fsync; a rename then swaps it in and an fsync of the folder makes the rename durable.
 A reader sees the old or the new file, never a mix.
+
+A writer killed between the temp file and the rename leaves the temp file behind. Its
+name, ``.<name>.tmp<pid>.<random>``, says which process wrote it, so whoever writes the
+file next removes those of writers that no longer run (``remove_stale_temps``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +19,7 @@ __metaclass__ = type
 
 import contextlib
 import os
+import re
 import tempfile
 
 
@@ -27,7 +32,7 @@ def write_durably(path, data, default_mode=0o644):
         mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     except FileNotFoundError:
         mode, uid, gid = default_mode, 0, 0
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s.tmp%d." % (os.path.basename(path), os.getpid()))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -41,6 +46,34 @@ def write_durably(path, data, default_mode=0o644):
             os.unlink(tmp)
         raise
     return tmp
+
+
+def remove_stale_temps(path):
+    """Remove the temp files of ``path`` whose writer no longer runs; returns their names.
+
+    Only a process of this machine can be checked: call it where no writer on another
+    machine can be at work on the same folder (under the file's lock).
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    temp_name = re.compile(r"\A\.%s\.tmp([0-9]+)\.[a-z0-9_]+\Z" % re.escape(name))
+    removed = []
+    for entry in os.listdir(folder):
+        match = temp_name.match(entry)
+        if match and not _running(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, entry))
+                removed.append(entry)
+    return removed
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def fsync_dir(path):

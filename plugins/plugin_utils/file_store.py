@@ -25,12 +25,20 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import sys
 import time
 
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import remove_stale_temps, replace_file
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import pool_admits
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Snapshot, SpanIndex, load, owner_blocks, render
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
+    LedgerError,
+    Snapshot,
+    SpanIndex,
+    load,
+    owner_blocks,
+    render,
+)
 
 _MEMO_MAGIC = b"fleetid.subid spans 1\n"
 
@@ -41,7 +49,11 @@ class LedgerLockTimeout(RuntimeError):
 
 class FileStore:
     def __init__(self, path, lock_timeout=60.0, cache_dir=None, read_only=False):
-        self.path = os.path.abspath(os.path.expanduser(path))
+        # A symlinked ledger (say to a shared ledger in another checkout) is read and
+        # written where it leads, so the link stays a link and the target stays current;
+        # the lock lies beside the target, so every path to one ledger takes one lock.
+        self.given_path = os.path.abspath(os.path.expanduser(path))
+        self.path = os.path.realpath(self.given_path)
         self.location = self.path
         self.read_only = read_only
         self.lock_path = self.path + ".lock"
@@ -54,7 +66,13 @@ class FileStore:
 
     def validated_spans(self, text):
         """The SpanIndex of ``text`` if this exact text was validated before, else None."""
+        if text is None:
+            return None
         digest = hashlib.sha256(text.encode()).digest()
+        try:
+            remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
+        except OSError:
+            pass  # no cache folder yet
         try:
             with open(self.memo_path, "rb") as handle:
                 data = handle.read()
@@ -82,43 +100,137 @@ class FileStore:
         data = _MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + numbers.tobytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
+            remove_stale_temps(self.memo_path)
             replace_file(self.memo_path, data, 0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
 
     def read(self):
-        """The ledger text; an absent ledger reads as empty."""
+        """The ledger text, or None when there is no ledger file (no blocks yet)."""
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                return handle.read()
+            with open(self.path, "rb") as handle:
+                data = handle.read()
         except FileNotFoundError:
-            return ""
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LedgerError("%s line %d: not valid UTF-8 (byte 0x%02x): the ledger is UTF-8 text"
+                              % (self.path, data.count(b"\n", 0, exc.start) + 1, data[exc.start]))
+        if "\r" in text:  # as open() in text mode reads it
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
 
     @contextlib.contextmanager
     def locked(self):
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            delay = 0.005
-            while True:
+        """Hold the ledger's lock: an flock on ``<ledger>.lock`` and one on the ledger.
+
+        The lock file is never followed if it is a link, and must be a regular file of
+        ours (or root's) with one link, in a folder nobody else can change: else whoever
+        can swap it makes us truncate a file of their choice. After each flock the path
+        must still name the file locked, else (it was removed or replaced) we lock the
+        new one. A lock file removed while held (it is git-ignored, so ``git clean -fdX``
+        removes it) lets the next run lock a new one at once, so the ledger file itself,
+        which git keeps, is locked too: that run then waits for it.
+        """
+        me = os.geteuid()
+
+        def refuse(message):
+            raise LedgerError("ledger %s refused, nothing was written: %s" % (self.path, message))
+
+        for folder in sorted({os.path.dirname(self.given_path), os.path.dirname(self.path)}):
+            st = os.stat(folder)
+            # A group-writable folder of our own is fine: user private groups make it so.
+            if st.st_uid not in (me, 0) or st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_uid != me):
+                refuse("its folder %s can be changed by someone other than uid %d or root (owner uid %d, "
+                       "mode %04o), who could swap the ledger or its lock file; give it to uid %d or root "
+                       "and take others' write permission away"
+                       % (folder, me, st.st_uid, st.st_mode & 0o7777, me))
+
+        def open_checked(path, lock_file):
+            flags = os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if lock_file else 0)
+            try:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    fd = os.open(path, flags | os.O_RDWR, 0o644)
+                except PermissionError:
+                    if lock_file:
                         raise
-                if time.monotonic() >= deadline:
-                    raise LedgerLockTimeout(
-                        "could not lock the ledger within %gs: %s is held by %s"
-                        % (self.lock_timeout, self.lock_path, self._holder(fd)))
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+                    # A read-only ledger (it is replaced by rename all the same). Over NFS
+                    # an exclusive flock needs a writable fd, so that is tried first.
+                    fd = os.open(path, flags | os.O_RDONLY)
+            except FileNotFoundError:
+                return None  # no ledger yet
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    refuse("%s is a symbolic link; remove it" % path)
+                if exc.errno == errno.EISDIR:
+                    refuse("%s is not a regular file with a single link; remove it" % path)
+                raise
+            st = os.fstat(fd)
+            problem = None
+            if not stat.S_ISREG(st.st_mode) or (lock_file and st.st_nlink != 1):
+                problem = "%s is not a regular file with a single link; remove it" % path
+            elif lock_file and st.st_uid not in (me, 0):
+                problem = "%s belongs to uid %d, not to uid %d or root; remove it" % (path, st.st_uid, me)
+            if problem:
+                os.close(fd)
+                refuse(problem)
+            return fd
+
+        deadline = time.monotonic() + self.lock_timeout
+
+        def try_flock(fd):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                return False
+
+        def acquire(path, lock_file):
+            """An fd of ``path``, flocked, that ``path`` still names; None if ``path``
+            is absent (only the ledger may be)."""
+            while True:
+                fd = open_checked(path, lock_file)
+                if fd is None:
+                    return None
+                try:
+                    delay = 0.005
+                    while not try_flock(fd):
+                        if time.monotonic() >= deadline:
+                            raise LedgerLockTimeout(
+                                "could not lock the ledger within %gs: %s" % (self.lock_timeout, (
+                                    "%s is held by %s" % (path, self._holder(fd)) if lock_file else
+                                    "%s itself is locked by another run (whose lock file %s was removed "
+                                    "while it held it)" % (path, self.lock_path))))
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.1)
+                    try:
+                        now = os.lstat(path)
+                    except FileNotFoundError:
+                        now = None
+                    st = os.fstat(fd)
+                    if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                        return fd
+                except BaseException:
+                    os.close(fd)
+                    raise
+                os.close(fd)  # removed or replaced while we waited: lock what is there now
+
+        held = []
+        try:
+            held.append(acquire(self.lock_path, lock_file=True))
             # Who holds it, for the timeout message of whoever waits next.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, ("pid %d on %s\n" % (os.getpid(), os.uname().nodename)).encode(), 0)
+            os.ftruncate(held[0], 0)
+            os.pwrite(held[0], ("pid %d on %s\n" % (os.getpid(), os.uname().nodename)).encode(), 0)
+            held.append(acquire(self.path, lock_file=False))
+            remove_stale_temps(self.path)  # left by killed writers; we are the only writer now
             yield
         finally:
-            os.close(fd)  # closing releases the flock
+            for fd in held:
+                if fd is not None:
+                    os.close(fd)  # closing releases the flock
 
     @staticmethod
     def _holder(fd):

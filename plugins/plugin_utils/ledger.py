@@ -14,8 +14,10 @@ block on every host) or ``host:NAME`` (a block for one host only). ``state`` is
 ``active`` or ``quarantined`` (released: its IDs may still own files on disk, so it is
 never handed to anyone else until it is explicitly reclaimed).
 
-Loading is strict: a hand edit that breaks the syntax or makes blocks overlap is refused
-with the offending lines named. Lines in the canonical form above are read by a fast
+Loading is strict: a hand edit that breaks the syntax, repeats a key, writes a number in
+anything but ASCII digits or makes blocks overlap is refused with the offending lines
+named. Only an absent file means "no blocks yet": a file without ``version`` (empty, blank
+or only comments) is refused, or the next run would hand out the pool's first IDs again. Lines in the canonical form above are read by a fast
 line parser; anything else falls back to a full YAML parse.
 """
 
@@ -37,7 +39,9 @@ STATES = ("active", "quarantined")
 FLEET = "fleet"
 HOST_PREFIX = "host:"
 HOST_NAME_RE = re.compile(r"\A[A-Za-z0-9_.:@\[\]-]{1,253}\Z")
-DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+# re.ASCII: numbers and dates are ASCII digits only (\d and int() accept any Unicode digit).
+DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+DIGITS_RE = re.compile(r"\A\d+\Z", re.ASCII)
 
 HEADER = (
     "# fleetid.subid ledger: subordinate ID blocks handed out from the pool.\n"
@@ -50,7 +54,7 @@ _CANONICAL_LINES = re.compile(
     r'^- \{owner: "([^"\\\n]*)", scope: "([^"\\\n]*)", start: (\d+), count: (\d+), '
     r"state: (active|quarantined), allocated: (\d{4}-\d\d-\d\d)"
     r"(?:, released: (\d{4}-\d\d-\d\d))?\}$",
-    re.MULTILINE,
+    re.MULTILINE | re.ASCII,
 )
 
 
@@ -144,15 +148,16 @@ def render(blocks):
 def parse(text, source="ledger"):
     """Blocks from ledger text, validated (syntax, fields, no overlaps), sorted by start.
 
-    An empty text is an empty ledger.
+    ``None`` (no ledger file) is an empty ledger; an empty text is refused.
     """
     return load(text, source)[0]
 
 
 def load(text, source="ledger"):
     """``(blocks, canonical)``: the validated blocks, and whether the text is exactly in
-    the form ``render`` writes (then ``owner_blocks`` can read it without a full parse)."""
-    if not text.strip():
+    the form ``render`` writes (then ``owner_blocks`` can read it without a full parse).
+    ``text`` None means the ledger file does not exist: no blocks yet."""
+    if text is None:
         return [], False
     blocks = _parse_canonical(text)
     canonical = blocks is not None
@@ -218,17 +223,31 @@ def _parse_yaml(text, source):
         where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise LedgerError("%s is not valid YAML%s: %s" % (source, where, problem))
-    if root is None:
-        return []
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.value == ""):
+        raise LedgerError(
+            "%s line 1: the file holds no ledger (no 'version: %d'); only an absent ledger file "
+            "means no blocks yet. Restore the ledger (e.g. from git) or remove the file"
+            % (source, FORMAT_VERSION))
 
     def fail(node, message):
         raise LedgerError("%s line %d: %s" % (source, node.start_mark.line + 1, message))
 
+    def values(mapping):
+        """Key name -> value node. A repeated key is refused: YAML would silently keep
+        only the last, dropping e.g. every block under a first 'blocks:'."""
+        seen = {}
+        for key_node, value_node in mapping.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                fail(key_node, "a key must be a plain name")
+            if key_node.value in seen:
+                fail(key_node, "duplicate key %r (first at line %d)"
+                     % (key_node.value, seen[key_node.value].start_mark.line + 1))
+            seen[key_node.value] = key_node
+        return {key_node.value: value_node for key_node, value_node in mapping.value}
+
     if not isinstance(root, yaml.MappingNode):
         fail(root, "the ledger must be a mapping with 'version' and 'blocks'")
-    top = {}
-    for key_node, value_node in root.value:
-        top[key_node.value] = value_node
+    top = values(root)
     unknown = sorted(set(top) - {"version", "blocks"})
     if unknown:
         fail(root, "unknown top-level key(s): %s" % ", ".join(unknown))
@@ -243,11 +262,11 @@ def _parse_yaml(text, source):
     for item in blocks_node.value:
         if not isinstance(item, yaml.MappingNode):
             fail(item, "each block must be a mapping")
-        fields = {}
-        for key_node, value_node in item.value:
+        fields = values(item)
+        for key, value_node in fields.items():
             if not isinstance(value_node, yaml.ScalarNode):
-                fail(value_node, "%s must be a single value" % key_node.value)
-            fields[key_node.value] = value_node.value
+                fail(value_node, "%s must be a single value" % key)
+            fields[key] = value_node.value
         blocks.append(_block_from_fields(fields, item.start_mark.line + 1, source))
     return blocks
 
@@ -264,7 +283,7 @@ def _block_from_fields(fields, line, source):
     if unknown:
         bad("unknown field(s) %s" % ", ".join(unknown))
     for number_field in ("start", "count"):
-        if not fields[number_field].isdigit():
+        if not DIGITS_RE.match(fields[number_field]):
             bad("%s must be a whole number, got %r" % (number_field, fields[number_field]))
     return Block(
         fields["owner"],

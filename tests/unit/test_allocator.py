@@ -1,7 +1,8 @@
 """The allocation rules, and property tests for the invariants in DESIGN.md."""
 
 import pytest
-from hypothesis import given, settings
+from allocation_model import expected_refusal
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
@@ -233,7 +234,8 @@ def check_invariants(blocks, pool):
         for res in pool.reserved:
             assert not b.range.overlaps(res), "block in a reserved range"
         assert any(r.start <= b.start and b.end <= r.end for r in pool.ranges), "block outside the pool"
-    assert ledger.parse(ledger.render(blocks)) is not None
+    written = ledger.parse(ledger.render(blocks))
+    assert [b._replace(line=0) for b in written] == sorted((b._replace(line=0) for b in blocks), key=lambda b: b.start)
 
 
 @settings(max_examples=300, deadline=None)
@@ -241,10 +243,15 @@ def check_invariants(blocks, pool):
 def test_invariants_hold_over_any_sequence_of_calls(pool, calls):
     blocks = []
     for host, reqs in calls:
-        try:
-            outcome = plan(blocks, pool, reqs, host, TODAY)
-        except AllocationError:
-            continue  # exhausted or reclaim-before-release: the ledger stays as it was
+        # Refused exactly when the inputs call for it (pool exhausted, reclaim before
+        # release, a kubelet grown): any other refusal, or a missing one, fails.
+        refusal = expected_refusal(blocks, pool, reqs, host)
+        event("refused" if refusal else "served")
+        if refusal:
+            with pytest.raises(AllocationError, match=refusal):
+                plan(blocks, pool, reqs, host, TODAY)
+            continue
+        outcome = plan(blocks, pool, reqs, host, TODAY)
         survivors = {(b.start, b.count, b.owner, b.scope) for b in outcome.blocks}
         reclaimed = {(b.start, b.count, b.owner, b.scope) for b in outcome.reclaimed}
         for old in blocks:  # sticky: never moved, shrunk or given to someone else

@@ -56,9 +56,69 @@ def test_canonical_text_is_valid_yaml_with_the_same_content():
 
 
 def test_empty_ledgers():
-    assert ledger.parse("") == []
+    assert ledger.parse(None) == []  # no file: no blocks yet
     assert ledger.parse(ledger.render([])) == []
     assert ledger.render([]).endswith("version: 1\nblocks: []\n")
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "# only a comment\n# and another\n", "---\n"])
+def test_a_ledger_file_without_a_version_is_refused(text):
+    # Read as "no blocks yet", the next run would hand out the pool's first IDs again.
+    with pytest.raises(LedgerError, match=r"^inv/subid-ledger.yml line 1: the file holds no ledger"):
+        ledger.parse(text, "inv/subid-ledger.yml")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        # Everything under the first 'blocks:' would be dropped: alice's IDs handed out again.
+        ("version: 1\nblocks:\n- {owner: alice, scope: fleet, start: 100000, count: 65536, state: active, "
+         "allocated: 2026-11-24}\nblocks:\n- {owner: bob, scope: fleet, start: 165536, count: 65536, "
+         "state: active, allocated: 2026-11-24}\n",
+         "L line 4: duplicate key 'blocks' (first at line 2)"),
+        ("version: 1\nversion: 1\nblocks: []\n", "L line 2: duplicate key 'version' (first at line 1)"),
+        ("version: 1\nblocks:\n- owner: alice\n  scope: fleet\n  start: 100000\n  count: 65536\n"
+         "  state: active\n  allocated: 2026-11-24\n  start: 900000\n",
+         "L line 9: duplicate key 'start' (first at line 5)"),
+        ("version: 1\nblocks:\n- {owner: alice, scope: fleet, start: 100000, count: 65536, owner: bob, "
+         "state: active, allocated: 2026-11-24}\n",
+         "L line 3: duplicate key 'owner' (first at line 3)"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_both_lines(text, message):
+    with pytest.raises(LedgerError) as err:
+        ledger.parse(text, "L")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "edit,line",
+    [
+        (("start: 100000,", "start: \u0661\u0660\u0660\u0660\u0660\u0660,"), 7),  # Arabic-Indic 100000
+        (("count: 65536, state: active, allocated: 2026-11-24}", "count: 6553\u00b2, state: active, "
+          "allocated: 2026-11-24}"), 7),  # superscript two
+        (("allocated: 2026-11-24}", "allocated: \uff12026-11-24}"), 7),  # fullwidth digit in a date
+    ],
+)
+def test_numbers_and_dates_are_ascii_digits_only(edit, line):
+    text = ledger.render(SAMPLE).replace(*edit, 1)
+    assert text != ledger.render(SAMPLE)
+    with pytest.raises(LedgerError, match=r"L(:| refused.*\n.*)? ?line %d: " % line):
+        ledger.parse(text, "L")
+
+
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        ("version: 1\n? [a, b]\n: 1\nblocks: []\n", 2),
+        ("version: 1\nblocks:\n- {owner: alice, scope: fleet, start: 100000, count: 65536,\n"
+         "   {x: 1}: 2, state: active, allocated: 2026-11-24}\n", 4),
+        ("version: 1\nblocks:\n- owner: alice\n  ? [1]\n  : 2\n", 4),
+    ],
+)
+def test_keys_that_are_not_plain_names_are_refused_with_their_line(text, line):
+    with pytest.raises(LedgerError, match=r"^L line %d: " % line):
+        ledger.parse(text, "L")
 
 
 def test_hand_written_block_style_yaml_is_accepted():
