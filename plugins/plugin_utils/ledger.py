@@ -81,13 +81,15 @@ class Block(
     def key(self):
         return (self.owner, self.scope)
 
+    def place(self):
+        """Where the block was read: its line, or what it is when it has none."""
+        if self.line is None:  # read from a store without lines (PostgreSQL)
+            return "block"
+        return "line %d" % self.line if self.line else "new block"
+
     def where(self):
         """How to name this block in a message."""
-        if self.line is None:  # read from a store without lines (PostgreSQL)
-            place = "block"
-        else:
-            place = "line %d" % self.line if self.line else "new block"
-        return "%s: %s (%s) %s" % (place, self.owner, self.scope, self.range)
+        return "%s: %s (%s) %s" % (self.place(), self.owner, self.scope, self.range)
 
 
 class Snapshot(collections.namedtuple("Snapshot", "blocks token")):
@@ -311,24 +313,24 @@ def validate(blocks, source="ledger"):
             try:
                 good_names.add(check_owner_name(b.owner))
             except RangeError as exc:
-                problems.append("line %d: %s" % (b.line, exc))
+                problems.append("%s: %s" % (_at(b), exc))
         if b.scope not in good_scopes:
             try:
                 good_scopes.add(check_scope(b.scope))
             except RangeError as exc:
-                problems.append("line %d: %s" % (b.line, exc))
+                problems.append("%s: %s" % (_at(b), exc))
         if b.count < 1:
-            problems.append("line %d: count must be at least 1" % b.line)
+            problems.append("%s: count must be at least 1" % _at(b))
         if b.start < 1 or b.start + b.count > ID_LIMIT:
-            problems.append("line %d: %s leaves the ID space 1-%d" % (b.line, b.range, ID_LIMIT - 1))
+            problems.append("%s: %s leaves the ID space 1-%d" % (_at(b), b.range, ID_LIMIT - 1))
         if b.state not in STATES:
-            problems.append("line %d: state must be active or quarantined, got %r" % (b.line, b.state))
+            problems.append("%s: state must be active or quarantined, got %r" % (_at(b), b.state))
         if not DATE_RE.match(str(b.allocated)):
-            problems.append("line %d: allocated must be a date YYYY-MM-DD" % b.line)
+            problems.append("%s: allocated must be a date YYYY-MM-DD" % _at(b))
         if b.released is not None and not DATE_RE.match(str(b.released)):
-            problems.append("line %d: released must be a date YYYY-MM-DD" % b.line)
+            problems.append("%s: released must be a date YYYY-MM-DD" % _at(b))
         if b.state == "quarantined" and not b.released:
-            problems.append("line %d: a quarantined block needs its released date" % b.line)
+            problems.append("%s: a quarantined block needs its released date" % _at(b))
 
     ordered = sorted(blocks, key=_by_start)
     reach = None  # the block reaching furthest among those before the current one
@@ -340,6 +342,11 @@ def validate(blocks, source="ledger"):
     if problems:
         raise LedgerError("%s refused, nothing was written:\n  %s" % (source, "\n  ".join(problems)))
     return ordered
+
+
+def _at(block):
+    """A block's line, or the whole block where it has no line (a database row)."""
+    return block.where() if block.line is None else block.place()
 
 
 def _by_start(block):
