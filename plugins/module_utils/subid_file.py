@@ -18,8 +18,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import bisect
 import collections
+import hashlib
+import json
 import os
 import re
 
@@ -740,3 +743,60 @@ def systemd_window_findings(files, allocators):
 def sort_findings(found):
     """Most severe first, then by file and line."""
     return sorted(found, key=lambda f: (f["severity"] != "critical", f["file"] or "", f["line"] or 0))
+
+
+# The journal of a write of both files (see the subid module): written durably before the
+# first file is replaced, removed after the second. Found by the next run, it tells a file
+# replaced alone (a kill between the two renames) from files that are both old or both new.
+JOURNAL_SUFFIX = ".fleetid-journal"
+_JOURNAL_FORMAT = "fleetid.subid journal 1"
+
+
+def journal_path(first_path):
+    """``.<name>.fleetid-journal`` beside the file written first (the subuid file)."""
+    folder, name = os.path.split(os.path.abspath(first_path))
+    return os.path.join(folder, "." + name + JOURNAL_SUFFIX)
+
+
+def _digest(data):
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def journal_bytes(first, second):
+    """The journal for replacing ``first`` then ``second``, each ``(path, old bytes or None
+    for no file, new bytes)``: the old content of the first (to roll it back) and digests."""
+    return (json.dumps({
+        "format": _JOURNAL_FORMAT,
+        "first": {"path": first[0], "old": None if first[1] is None else base64.b64encode(first[1]).decode(),
+                  "old_sha256": _digest(first[1]), "new_sha256": _digest(first[2])},
+        "second": {"path": second[0], "old_sha256": _digest(second[1]), "new_sha256": _digest(second[2])},
+    }, sort_keys=True) + "\n").encode()
+
+
+def read_journal(data):
+    """The journal in ``data``, or None when it is incomplete (the run was killed while
+    writing it, before either file was replaced)."""
+    try:
+        journal = json.loads(data.decode("utf-8"))
+        if journal.get("format") != _JOURNAL_FORMAT:
+            return None
+        old = journal["first"]["old"]
+        journal["first"]["old"] = None if old is None else base64.b64decode(old.encode(), validate=True)
+        return journal
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def journal_state(journal, first_now, second_now):
+    """``before`` (neither file replaced), ``split`` (only the first), ``after`` (both),
+    or ``changed`` (another program wrote a file since) from the files' bytes now."""
+    first = (_digest(first_now) == journal["first"]["old_sha256"], _digest(first_now) == journal["first"]["new_sha256"])
+    second = (_digest(second_now) == journal["second"]["old_sha256"],
+              _digest(second_now) == journal["second"]["new_sha256"])
+    if first[0] and second[0]:
+        return "before"
+    if first[1] and second[0]:
+        return "split"
+    if first[1] and second[1]:
+        return "after"
+    return "changed"
