@@ -242,7 +242,18 @@ def file_lock(path, timeout=15.0):
     """
     lock = path + ".lock"
     mine = "%s.%d" % (path, os.getpid())
-    ours = _create_pid_file(mine)
+    # The descriptor stays open while we hold the lock: the file's inode cannot be freed
+    # and its number reused by a lock someone else creates after ours was removed.
+    fd, ours = _create_pid_file(mine)
+    try:
+        with _held_file_lock(path, lock, mine, ours, timeout) as check:
+            yield check
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _held_file_lock(path, lock, mine, ours, timeout):
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -286,7 +297,7 @@ def file_lock(path, timeout=15.0):
 
 
 def _create_pid_file(name):
-    """Create ``name`` holding our PID, exclusively and not through a link; its stat."""
+    """Create ``name`` holding our PID, exclusively and not through a link: (fd, stat)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC
     try:
         fd = os.open(name, flags, 0o600)
@@ -296,9 +307,10 @@ def _create_pid_file(name):
         fd = os.open(name, flags, 0o600)
     try:
         os.write(fd, str(os.getpid()).encode())
-        return os.fstat(fd)
-    finally:
+        return fd, os.fstat(fd)
+    except BaseException:
         os.close(fd)
+        raise
 
 
 def _remove_dead_pid_files(path):
