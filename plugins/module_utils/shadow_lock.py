@@ -322,7 +322,14 @@ def _remove_dead_pid_files(path):
         if not (name.startswith(base + ".") and pid.isdigit()) or int(pid) == os.getpid():
             continue
         full = os.path.join(folder, name)
-        if not _pid_alive(int(pid)) and _read_pid(full) == int(pid):
+        if _pid_alive(int(pid)):
+            continue
+        try:
+            content = read_regular(full)
+        except (OSError, UnsafePathError):
+            continue
+        # Empty: killed between creating it and writing its PID.
+        if content is not None and content.strip() in (b"", pid.encode()):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(full)
 

@@ -25,24 +25,56 @@ description:
     C(getent group), so directory-service accounts that the host enumerates count too).
   - Refuses owner names that could break the file format. A name with C(:) or a newline
     could otherwise inject a line such as C(root:0:65536).
-  - Lines are read the way shadow reads them. Only C(\n) ends a line, and numbers may be
-    octal (C(0100000)) or hex (C(0x186a0)). A line that shadow ignores or reads in an unusual
-    way, such as a line ending in CR, still counts as taken when overlaps are checked.
-    The lines this module writes are plain C(owner:start:count) and end in C(\n), because
-    shadow does not read a line that ends in CR.
+  - Lines are read exactly the way shadow 4.13 reads them. Only C(\n) ends a line, and numbers
+    are C(strtoul) base 0 in a 64-bit unsigned long, so they may be octal (C(0100000)), hex
+    (C(0x186a0)) or signed (C(-0) is 0). The range is C(start) to C(start+count-1) in the same
+    arithmetic, so C(bob:0:0) grants bob every ID and C(bob:100000:4294967295) every ID from
+    100000. A NUL byte hides the rest of its line and joins it with the next line, as
+    shadow's C(fgets) and C(strrchr) do.
+  - Every line that shadow reads as a listed owner's line is that owner's line. With
+    O(state=present) all of them are replaced by the given ranges, and with O(state=absent)
+    all of them are removed, including lines that give the owner root (C(alice:-0:65536)),
+    IDs below O(floor) or IDs past 2^32-1.
+  - Another owner's line counts with the IDs shadow grants from it when overlaps are checked.
+    A line that shadow ignores, such as a line ending in CR, still counts as taken.
+  - Refuses a file that shadow cannot read at all (a NUL byte before the newline of its last
+    line), and any edit after which shadow would read a line other than as intended
+    (lines appended after a NUL byte).
+  - The lines this module writes are plain C(owner:start:count) with a named owner and end
+    in C(\n). It refuses a numeric owner name for O(state=present), because several tools
+    match owners by name only.
+  - Refuses a path that is a symbolic link or not a regular file, as shadow does, without
+    reading through it. Refuses files in a folder that users other than root (or the user
+    running the module) can write, even with the sticky bit, and under folders that such
+    users could replace.
   - Both files are checked before either is written. The writes follow shadow-utils'
     protocol from C(lib/commonio.c). The module first takes the account-database lock,
     which is glibc's C(lckpwdf) on C(/etc/.pwd.lock). It then creates C(<file>.lock)
     as a hard link to a file that holds its PID. A stale lock whose process is gone is
     removed. Both locks are held from the read to the rename, so a concurrent C(useradd),
     C(usermod) or C(userdel) cannot interleave.
+  - Lock files are created with C(O_EXCL) and C(O_NOFOLLOW). After each lock is taken, and again
+    before each file is replaced, the module checks that the lock file is still the one it
+    locked. If the lock file was removed or replaced, another program may be writing, so the
+    module fails and writes nothing more. C(<file>.<pid>) files left by killed processes are
+    removed.
   - For files outside C(/etc), for example in a chroot, an image or a test folder, the
     account-database lock is an fcntl lock on C(.pwd.lock) in the file's own folder. That
     is the lock C(useradd --root) takes inside that root. The same fcntl lock on
     C(/etc/.pwd.lock) is used when libc has no C(lckpwdf), as with musl.
-  - The new file is a temporary file in the same folder. It is flushed to disk and renamed
-    over the old one, and then the folder is flushed. Owner, mode and SELinux context are
-    kept. A new file is created as 0644 root:root.
+  - The new file is a temporary file C(.<name>.fleetid-new) in the same folder. It is flushed
+    to disk and renamed over the old one, and then the folder is flushed. Owner, mode and
+    SELinux context are kept. A new file is created as 0644 root:root. A temporary file left
+    by a killed run is removed by the next run.
+  - When both files change, both temporary files are written first. A journal
+    C(.<subuid name>.fleetid-journal) beside the subuid file is then written to disk. It holds
+    the old subuid content and digests of the old and new content of both files. The subuid
+    file is renamed, then the subgid file, and then the journal is removed. If renaming the
+    subgid file fails, the subuid file is rolled back before the module fails. If the run is
+    killed between the two renames, the next run finds the journal. When the subuid file is
+    new and the subgid file is old, the next run rolls the subuid file back, reports this in
+    RV(repaired) and as a warning, and then does its own work.
+    M(fleetid.subid.subid_info) reports the journal as finding V(interrupted_write).
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
@@ -188,6 +220,15 @@ files:
   sample:
     subuid: {path: /etc/subuid, changed: true, added: ["alice:100000:65536"], removed: []}
     subgid: {path: /etc/subgid, changed: false, added: [], removed: []}
+repaired:
+  description:
+    - What this run repaired before its own work, after an earlier run was interrupted between
+      writing the subuid and the subgid file. In check mode, what a real run would repair.
+    - A repair counts as a change.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/subuid was rolled back to its content before an interrupted run, which had replaced it but not /etc/subgid"]
 backup_files:
   description: Backup copies made by this run, when O(backup=true). The list is empty when nothing changed.
   returned: always
@@ -450,8 +491,8 @@ def recover(module, journal, first, second, locked):
     state = journal_state(entry, read_regular(first), read_regular(second))
     repaired = []
     if state == "split":
-        repaired.append("%s: %s rolled back to its content before an interrupted run, which had replaced it but "
-                        "not %s" % ("would be" if module.check_mode else "was", first, second))
+        repaired.append("%s %s rolled back to its content before an interrupted run, which had replaced it but "
+                        "not %s" % (first, "would be" if module.check_mode else "was", second))
         if not module.check_mode:
             restore(module, first, entry["first"]["old"])
     elif state == "changed":
