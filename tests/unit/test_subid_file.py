@@ -425,7 +425,14 @@ def test_file_capabilities_are_decoded():
     assert decode_file_caps(v2[:12]) == set()  # revision 2 needs 20 bytes
 
 
-def test_real_getcap_output_decodes_like_getcap(tmp_path):
+@pytest.fixture
+def root():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (it is marked needs_root; deselect with -m 'not needs_root')")
+
+
+@pytest.mark.needs_root
+def test_real_getcap_output_decodes_like_getcap(tmp_path, root):
     """setcap writes the xattr; our decoding agrees with what setcap was told."""
     setcap = shutil.which("setcap") or "/usr/sbin/setcap"  # libcap2-bin, installed by scripts/setup
     target = tmp_path / "helper"
