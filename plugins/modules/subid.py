@@ -482,8 +482,8 @@ def recover(module, journal, first, second, locked):
         return []
     if (entry["first"]["path"], entry["second"]["path"]) != (first, second):
         raise SubidError("%s is the journal of an interrupted run on %s and %s, not on these files: run this "
-                         "module on those paths to repair them" % (journal, entry["first"]["path"],
-                                                                    entry["second"]["path"]))
+                         "module on those paths to repair them"
+                         % (journal, entry["first"]["path"], entry["second"]["path"]))
     if module.check_mode:
         locked = [first, second]
     elif not {first, second} <= set(locked):

@@ -165,8 +165,8 @@ def test_owner_mode_are_kept_and_a_new_file_is_0644_root(run_module, files, root
              HOST_GROUP.gr_gid, HOST_GROUP.gr_gid, grp.getgrgid(HOST_GROUP.gr_gid).gr_name)),
         # The account's own UID: floor 1 allows the range, the own-ID rule does not.
         ([{"name": HOST_USER.pw_name, "start": HOST_USER.pw_uid, "count": 1}], None,
-         "%s:%d:1 (new line 4) contains %s's own UID %d" % (HOST_USER.pw_name, HOST_USER.pw_uid, HOST_USER.pw_name,
-                                                           HOST_USER.pw_uid)),
+         "%s:%d:1 (new line 4) contains %s's own UID %d"
+         % (HOST_USER.pw_name, HOST_USER.pw_uid, HOST_USER.pw_name, HOST_USER.pw_uid)),
         (ALICE + [{"name": "bob", "start": 150000, "count": 10}], None,
          "bob:150000:10 (new line 5) overlaps alice:100000:65536 (new line 4)"),
     ],
