@@ -18,8 +18,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import bisect
 import collections
+import hashlib
+import json
 import os
 import re
 
@@ -32,29 +35,63 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
 )
 
 # The canonical form we write and most files hold: owner:start:count in plain decimal.
-_CANONICAL = re.compile(r"\A([^:#\s][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\Z")
+_CANONICAL = re.compile(r"\A([^:#\s+-][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\Z")
+_PLAIN_DECIMAL = re.compile(r"\A(0|[1-9][0-9]*)\Z")
 _C_SPACE = " \t\n\v\f\r"
 _DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: frozenset("0123456789abcdefABCDEF")}
-# subordinate_parse() refuses lines of 1024 characters or more.
+_DECIMAL_NOTE = "is not plain decimal"
+# subordinate_parse() refuses lines of 1024 bytes or more.
 MAX_LINE = 1023
+# shadow reads the numbers into unsigned long: 64 bits on the hosts we manage.
+ULONG = 1 << 64
+# The highest ID a map can hold: (uid_t)-1 = 4294967295 is "no ID" and newuidmap refuses it.
+LAST_ID = ID_LIMIT - 1
+# commonio_open() reads with fgets() into a buffer of 4096 bytes that grows by 4096.
+_BUFLEN = 4096
 
 
 class SubidError(ValueError):
     """A refused change; the message names the file, line and range at fault."""
 
 
-class Entry(collections.namedtuple("Entry", "owner start count line note", defaults=(None,))):
-    """One line that holds a range: ``line`` is its 1-based number in the file.
+class Entry(collections.namedtuple("Entry", "owner start count line note last_line ignored",
+                                   defaults=(None, None, False))):
+    """One line that holds a range, as shadow reads it: ``line`` is its 1-based number in
+    the file (``last_line`` the last one when shadow joins several lines, see
+    shadow_records), ``start`` and ``count`` the unsigned longs shadow reads (a ``-`` wraps
+    them modulo 2**64).
 
     ``note`` is None for a canonical line; otherwise it says how shadow reads (or ignores)
-    this unusual line. Such lines still count as taken when checking overlaps.
+    this unusual line. ``ignored``: shadow skips the line (a CR line ending, a NIS entry),
+    but its range still counts as taken when checking overlaps.
     """
 
     __slots__ = ()
 
     @property
+    def shadow_last(self):
+        """The last ID as shadow computes it: ``start + count - 1`` in 64-bit unsigned long."""
+        return (self.start + self.count - 1) % ULONG
+
+    @property
     def range(self):
-        return IdRange(self.start, self.count)
+        """The IDs this line lets its owner map (shadow's arithmetic, clipped to the IDs a
+        map can hold), or None when it grants none: ``bob:0:0`` grants every ID, since
+        0 + 0 - 1 wraps to the largest unsigned long; ``bob:5:0`` grants none."""
+        last = self.shadow_last
+        if last < self.start or self.start > LAST_ID:
+            return None
+        return IdRange(self.start, min(last, LAST_ID) - self.start + 1)
+
+    @property
+    def beyond_id_space(self):
+        """Whether shadow reads this line as reaching past ID 2**32 - 1."""
+        return self.start <= self.shadow_last and self.shadow_last >= 1 << 32
+
+    def lines_text(self):
+        if self.last_line and self.last_line != self.line:
+            return "lines %d-%d" % (self.line, self.last_line)
+        return "line %d" % self.line
 
     def __str__(self):
         return "%s:%d:%d" % (self.owner, self.start, self.count)
@@ -73,10 +110,14 @@ def split_lines(text):
 
 def c_strtoul(text):
     """The number C's ``strtoul(text, &end, 0)`` reads when it consumes all of ``text``
-    (as shadow's getulong/a2ul require), else None. Negative numbers are refused, as
-    newer shadow does."""
+    without ERANGE (as shadow's getulong requires), else None.
+
+    As glibc on a 64-bit host: leading blanks, a ``+`` or ``-`` sign (``-N`` is
+    2**64 - N, so ``-0`` is 0 and ``-1`` is 18446744073709551615), ``0x`` hex, ``0`` octal;
+    a value of 2**64 or more is ERANGE."""
     s = text.lstrip(_C_SPACE)
-    if s[:1] == "+":
+    negative = s[:1] == "-"
+    if s[:1] in ("+", "-"):
         s = s[1:]
     if s[:2] in ("0x", "0X"):
         digits, base = s[2:], 16
@@ -86,63 +127,183 @@ def c_strtoul(text):
         digits, base = s, 10
     if not digits or not _DIGITS[base].issuperset(digits):
         return None
-    return int(digits, base)
+    value = int(digits, base)
+    if value >= ULONG:
+        return None
+    return (ULONG - value) % ULONG if negative else value
+
+
+def _encoded_len(text):
+    # Only long lines can reach the limit; a character is at most 4 bytes in UTF-8.
+    return len(text) if len(text) * 4 <= MAX_LINE else len(text.encode("utf-8", "surrogateescape"))
+
+
+def shadow_records(text):
+    """The lines of ``text`` as shadow 4.13's commonio_open() hands them to the parser.
+
+    Returns ``(records, unreadable)``: records are ``(first, raws, body)``: the 1-based
+    number of the first physical line, the physical lines (``\\n`` kept) and the C string
+    shadow parses. ``unreadable`` is the number of the line at which commonio_open() fails,
+    so that shadow reads nothing at all from the file, or None.
+
+    fgets() reads a line, and strrchr() looks for its ``\\n`` in the C string, which ends
+    at the first NUL byte. A line with a NUL byte therefore seems to have no ``\\n``:
+    shadow reads on from the NUL, so the next physical line is joined to what came before
+    the NUL, and when nothing follows, fgets() fails and the whole file is refused.
+    """
+    lines = split_lines(text)
+    if not _needs_model(text):
+        return [(n, (raw,), raw[:-1] if raw.endswith("\n") else raw) for n, raw in enumerate(lines, 1)], None
+    data = text.encode("utf-8", "surrogateescape")
+    first_line = {0: 1}  # byte offset of each physical line's start -> its number
+    offset = 0
+    for number, raw in enumerate(lines, 1):
+        first_line[offset] = number
+        offset += len(raw.encode("utf-8", "surrogateescape"))
+    spans, failed = _commonio_spans(data)
+    records = []
+    for start, end, body in spans:
+        first = first_line[start]
+        last = first_line[end] - 1 if end < len(data) else len(lines)
+        records.append((first, tuple(lines[first - 1:last]), body.decode("utf-8", "surrogateescape")))
+    return records, (first_line[failed] if failed is not None else None)
+
+
+def _commonio_spans(data):
+    """``([(start, end, body)], failed)``: byte spans of the lines commonio_open() reads,
+    and the offset of the line at which it fails (None when it reads the whole file)."""
+    pos, size, eof, spans = 0, _BUFLEN, False, []
+
+    def fgets(limit):
+        # At most limit - 1 bytes, up to and including a newline; EOF is flagged only when
+        # a read ran into the end of the file.
+        nonlocal pos, eof
+        if pos >= len(data):
+            eof = True
+            return None
+        newline = data.find(b"\n", pos, pos + limit - 1)
+        end = newline + 1 if newline >= 0 else min(len(data), pos + limit - 1)
+        if newline < 0 and end - pos < limit - 1:
+            eof = True
+        chunk, pos = data[pos:end], end
+        return chunk
+
+    while True:
+        start = pos
+        chunk = fgets(size)
+        if chunk is None:
+            return spans, None
+        buf = chunk.split(b"\0", 1)[0]
+        while b"\n" not in buf and not eof:
+            size += _BUFLEN
+            more = fgets(size - len(buf))
+            if more is None:
+                return spans, start
+            buf = (buf + more).split(b"\0", 1)[0]
+        spans.append((start, pos, buf[:buf.rfind(b"\n")] if b"\n" in buf else buf))
 
 
 def parse_entry(raw, number):
-    """An Entry from one raw line, or None when the line holds no range."""
-    body = raw[:-1] if raw.endswith("\n") else raw
-    if len(body) > MAX_LINE:
+    """An Entry from one physical line (its ``\\n`` kept or not), or None when shadow
+    reads no range from it. A line with a NUL byte: see shadow_records."""
+    return parse_line(raw[:-1] if raw.endswith("\n") else raw, number)
+
+
+def parse_line(body, number, last_line=None, joined=None):
+    """An Entry from the C string shadow's subordinate_parse() gets, or None when it holds
+    no range. ``joined``: a note saying how shadow joined physical lines into ``body``."""
+    if _encoded_len(body) > MAX_LINE:
         return None
     m = _CANONICAL.match(body)
-    if m:
-        start, count = int(m.group(2)), int(m.group(3))
-        return Entry(m.group(1), start, count, number) if start + count <= ID_LIMIT else None
-    return _parse_unusual(body, number)
-
-
-def _parse_unusual(body, number):
-    note = None
+    if m and joined is None:
+        return Entry(m.group(1), int(m.group(2)), int(m.group(3)), number)
+    notes, ignored = [joined] if joined else [], False
     if body.endswith("\r"):
         body = body[:-1]
-        note = "ends in CR (a Windows line ending), so shadow and newuidmap ignore it"
+        notes.append("ends in CR (a Windows line ending), so shadow and newuidmap ignore it")
+        ignored = True
+    elif body[:1] in ("+", "-"):
+        notes.append("starts with %r, which shadow takes for a NIS entry and ignores" % body[0])
+        ignored = True
     fields = body.split(":")
     if len(fields) < 3 or not all(fields[:3]) or fields[0].lstrip().startswith("#"):
         return None
     start, count = c_strtoul(fields[1]), c_strtoul(fields[2])
-    if start is None or count is None or count < 1 or start + count > ID_LIMIT:
+    if start is None or count is None:
         return None
-    if note is None and len(fields) > 3:
-        note = ("has %d fields: shadow 4.13 and older read it as %s:%d:%d, newer shadow ignores it"
-                % (len(fields), fields[0], start, count))
-    if note is None:
-        note = "is not plain decimal: shadow reads it as %r:%d:%d" % (fields[0], start, count)
-    return Entry(fields[0], start, count, number, note)
+    entry = Entry(fields[0], start, count, number, None, last_line, ignored)
+    if len(fields) > 3:
+        notes.append("has %d fields: shadow 4.13 and older read it as %s, newer shadow ignores it"
+                     % (len(fields), entry))
+    if entry.range is None:
+        notes.append("grants no ID: shadow computes its last ID, start+count-1, as %d, below its start"
+                     % entry.shadow_last)
+    if not notes:
+        notes.append("%s: shadow reads it as %r:%d:%d" % (_DECIMAL_NOTE, fields[0], start, count))
+    return entry._replace(note="; ".join(notes))
 
 
-def _is_comment_or_blank(raw):
-    body = raw.rstrip("\r\n")
+def parse_record(record):
+    """The Entry shadow reads from one of shadow_records' records, or None."""
+    first, raws, body = record
+    if len(raws) == 1:
+        return parse_line(body, first)
+    joined = ("holds a NUL byte: shadow joins lines %d-%d into %r" % (first, first + len(raws) - 1, body))
+    return parse_line(body, first, first + len(raws) - 1, joined)
+
+
+def _is_comment_or_blank(body):
+    body = body.rstrip("\r")
     return not body.strip() or body.lstrip().startswith("#")
 
 
 class SubidFile:
-    """The lines of one subuid/subgid file and the entries among them."""
+    """The lines of one subuid/subgid file and the entries shadow reads among them."""
 
     def __init__(self, path, text):
         self.path = path
         self.text = text
         self.lines = split_lines(text)
+        records, self.unreadable = shadow_records(text)
         self.entries = []
         self.malformed = []  # (line number, text) of lines that hold no range and are no comment
-        for number, raw in enumerate(self.lines, 1):
-            entry = parse_entry(raw, number)
+        self.compat = []  # (line number, problem) of lines shadow reads that other tools do not
+        for record in records:
+            number, raws, body = record
+            entry = parse_record(record)
             if entry is not None:
                 self.entries.append(entry)
-            elif not _is_comment_or_blank(raw):
-                self.malformed.append((number, raw.rstrip("\n")))
+                if not entry.ignored:
+                    self.compat.extend((number, "(%s) %s" % (entry, problem))
+                                       for problem in compat_problems(body, entry))
+            elif body.lstrip().startswith("#"):
+                self.compat.append((number, "is a comment: shadow reads it as a line of an owner named %r, "
+                                            "but Docker Desktop and other tools fail on '#' lines"
+                                    % body.split(":", 1)[0]))
+            elif not _is_comment_or_blank(body):
+                self.malformed.append((number, "".join(raws).rstrip("\n")))
 
     def where(self, entry):
-        return "%s line %d (%s)" % (self.path, entry.line, entry)
+        return "%s %s (%s)" % (self.path, entry.lines_text(), entry)
+
+
+def compat_problems(body, entry):
+    """Why tools other than shadow may read a line shadow reads as ``entry`` differently
+    or not at all. The lines this collection writes have none of these."""
+    problems = []
+    fields = body.split(":")
+    if any(c in _C_SPACE for c in body):
+        problems.append("holds whitespace: shadow skips blanks before a number, but Podman and other tools "
+                        "that split the line themselves fail on it or read another owner")
+    if not all(_PLAIN_DECIMAL.match(field.lstrip(_C_SPACE)) for field in fields[1:3]):  # blanks: see above
+        problems.append("has a number that is not plain decimal: shadow reads base 0 (a leading 0 is octal, "
+                        "0x hex, a sign wraps), Go tools such as Podman and the kubelet read base 10 or fail")
+    if entry.owner.isdigit():
+        problems.append("names its owner by numeric UID: several tools match owners by name only")
+    if entry.shadow_last == ID_LIMIT:
+        problems.append("ends at ID %d (2^32-1, which is no ID): newuidmap refuses to map it, so the kubelet and "
+                        "other tools that map the whole range fail" % ID_LIMIT)
+    return problems
 
 
 def _refused(path, problems):
@@ -160,6 +321,9 @@ def desired_entries(items, floor, what, path=None):
             rng = make_range(item.get("start"), item.get("count"), "%s (%s)" % (label, name))
         except RangeError as exc:
             raise _refused(path or what, [str(exc)])
+        if name.isdigit():
+            raise _refused(path or what, ["%s owner %r is a numeric UID: several tools match owners by name only, "
+                                          "so this module writes names; give the account's name" % (label, name)])
         if rng.start < floor:
             raise _refused(path or what, ["%s: %s:%d:%d reaches below %d: %s" % (
                 label, name, rng.start, rng.count, floor,
@@ -185,7 +349,7 @@ their line numbers), ``listed`` the (owner, IdRange, line in the new text) tripl
 listed owners will have, ``removed`` the old lines (without ``\\n``) of the listed owners."""
 
 # A canonical line as it comes from split_lines: owner:start:count and maybe its newline.
-_CANONICAL_LINE = re.compile(r"([^:#\s][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\n?\Z")
+_CANONICAL_LINE = re.compile(r"([^:#\s+-][^:\s]*):(0|[1-9][0-9]*):([1-9][0-9]*)\n?\Z")
 
 
 def edit_text(path, text, wanted, aliases_of, remove=False):
@@ -193,10 +357,16 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
 
     ``aliases_of(name)`` returns every owner field meaning that account (its name, its
     numeric UID); only the listed owners are resolved, never the whole file, which may
-    hold 100,000 owners. Their lines are rewritten where the first of them was, in the
-    name form given; owners without lines are appended. Lines we write end in ``\\n``
-    (shadow does not read a line ending in CR); a missing final newline stays missing
-    unless we append after it. Every other line is kept byte for byte.
+    hold 100,000 owners. A listed owner's lines are every line shadow reads as theirs,
+    whatever shadow makes of its numbers (``alice:-0:65536`` is alice's range over root,
+    ``alice:0:0`` every ID, ``alice:5:0`` none): all of them go, and the new lines are
+    written where the first of them was, in the name form given; owners without lines
+    are appended. Lines we write end in ``\\n`` (shadow does not read a line ending in
+    CR); a missing final newline stays missing unless we append after it. Every other
+    line is kept byte for byte.
+
+    A file with a NUL byte is edited the way shadow reads it (see shadow_records), and the
+    edit is refused when shadow would then read any line differently than intended.
 
     One pass, linear in the file; canonical lines of other owners take one regex match.
     """
@@ -204,30 +374,23 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
     for name in wanted:
         for field in aliases_of(name):
             alias.setdefault(field, name)
+    records, unreadable = shadow_records(text)
+    if unreadable is not None:
+        raise _refused(path, [_unreadable_message(path, unreadable)])
     placed = set()
     out, others, listed, removed = [], [], [], []
-    canonical = _CANONICAL_LINE.match
-    for number, raw in enumerate(split_lines(text), 1):
-        m = canonical(raw)
-        if m is not None and len(raw) - raw.endswith("\n") <= MAX_LINE:
-            owner, start, count = m.groups()
-            name = alias.get(owner)
-            if name is None or int(start) + int(count) > ID_LIMIT:  # not ours, or no range at all
-                out.append(raw)
-                if not remove and name is None:
-                    start, count = int(start), int(count)
-                    if start + count <= ID_LIMIT:
-                        others.append(Entry(owner, start, count, number))
-                continue
-        else:
-            name = alias.get(raw.split(":", 1)[0])
-            entry = parse_entry(raw, number) if name is not None or not remove else None
-            if name is None or entry is None:
-                out.append(raw)  # not a listed owner's range (a line without a range is never ours)
-                if entry is not None:
-                    others.append(entry)
-                continue
-        removed.append(raw.rstrip("\n"))
+    canonical = _CANONICAL_LINE.match if "\0" not in text else (lambda raw: None)
+    for record in records:
+        number, raws, body = record
+        m = canonical(raws[0]) if len(raws[0]) < 256 else None  # short: no 1023-byte limit to check
+        entry = Entry(m.group(1), int(m.group(2)), int(m.group(3)), number) if m else parse_record(record)
+        name = alias.get(entry.owner) if entry is not None else None
+        if name is None:
+            out.extend(raws)  # not a listed owner's range (a line without a range is never ours)
+            if entry is not None and not remove and entry.range is not None:
+                others.append(entry)
+            continue
+        removed.extend(raw.rstrip("\n") for raw in raws)
         if remove or name in placed:
             continue
         placed.add(name)
@@ -244,7 +407,54 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
             for rng in wanted[name]:
                 listed.append((name, rng, len(out) + 1))
                 out.append("%s:%d:%d\n" % (name, rng.start, rng.count))
-    return Edit(path, text, "".join(out), others, listed, removed)
+    new = "".join(out)
+    if _needs_model(text) or _needs_model(new):
+        _check_shadow_view(path, text, new, alias, {} if remove else wanted)
+    return Edit(path, text, new, others, listed, removed)
+
+
+def _unreadable_message(path, number):
+    return ("%s line %d has a NUL byte before its newline and nothing after it, so shadow cannot read %s at "
+            "all (newuidmap fails for every owner): remove the NUL byte by hand" % (path, number, path))
+
+
+def _shadow_view(text, alias):
+    """What shadow reads from ``text``: (line where it fails or None, the other owners'
+    entries in order, {listed owner: [(start, count), ...]})."""
+    records, unreadable = shadow_records(text)
+    others, mine = [], {}
+    for record in records:
+        entry = parse_record(record)
+        if entry is None:
+            continue
+        name = alias.get(entry.owner)
+        if name is None:
+            others.append((entry.owner, entry.start, entry.count, entry.ignored))
+        else:
+            mine.setdefault(name, []).append((entry.start, entry.count))
+    return unreadable, others, mine
+
+
+def _check_shadow_view(path, old, new, alias, wanted):
+    """Refuse an edit after which shadow would read another owner's line differently, or
+    a listed owner's lines other than as written (lines joined at a NUL byte)."""
+    old_view = _shadow_view(old, alias)
+    new_view = _shadow_view(new, alias)
+    expected = {name: [(rng.start, rng.count) for rng in ranges] for name, ranges in wanted.items()}
+    if new_view[0] is None and new_view[1] == old_view[1] and new_view[2] == expected:
+        return
+    nul = next((number for number, raw in enumerate(split_lines(old), 1) if "\0" in raw), None)
+    raise _refused(path, ["shadow would not read the new lines as written%s" % (
+        ": %s line %d holds a NUL byte, which makes shadow join it with the line after it; remove the NUL "
+        "byte by hand" % (path, nul) if nul else "")])
+
+
+def _needs_model(text):
+    """Whether shadow's lines can differ from the physical lines (see shadow_records)."""
+    if "\0" in text:
+        return True
+    last = text[text.rfind("\n") + 1:]
+    return bool(last) and _encoded_len(last) >= _BUFLEN - 1
 
 
 def line_changes(edit):
@@ -292,11 +502,12 @@ def check_edit(edit, host_ids, kind, own_ids=None, id_names=None):
         starts = [rng.start for name, rng, line in listed]
         ends = [rng.end for name, rng, line in listed]
         for entry in edit.others:
-            j = bisect.bisect_right(ends, entry.start)
-            if j < len(starts) and starts[j] < entry.start + entry.count:
+            taken = entry.range
+            j = bisect.bisect_right(ends, taken.start)
+            if j < len(starts) and starts[j] < taken.end:
                 name, rng, line = listed[j]
-                problems.append("%s overlaps %s line %d (%s)%s" % (
-                    new(name, rng, line), edit.path, entry.line, entry,
+                problems.append("%s overlaps %s %s (%s)%s" % (
+                    new(name, rng, line), edit.path, entry.lines_text(), entry,
                     ", which %s" % entry.note if entry.note else ""))
     if problems:
         raise _refused(edit.path, problems)
@@ -390,14 +601,27 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
         host_ids = host_uids if kind_name == "subuid" else host_gids
         id_word = "UID" if kind_name == "subuid" else "GID"
         accounts = {}  # owner field -> uid_of(owner), looked up once per owner
+        if subid_file.unreadable is not None:
+            add("critical", "unreadable", subid_file.path, subid_file.unreadable,
+                _unreadable_message(subid_file.path, subid_file.unreadable))
         for number, body in subid_file.malformed:
             add("warning", "malformed_line", subid_file.path, number,
                 "%s line %d is not owner:start:count and is ignored: %r" % (subid_file.path, number, body))
+        for number, problem in subid_file.compat:
+            add("warning", "consumer_compat", subid_file.path, number,
+                "%s line %d %s" % (subid_file.path, number, problem))
         for entry in subid_file.entries:
             rng = entry.range
             where = subid_file.where(entry)
-            if entry.note:
+            if entry.note and not entry.note.startswith(_DECIMAL_NOTE):  # that one is a consumer_compat
                 add("warning", "malformed_line", subid_file.path, entry.line, "%s %s" % (where, entry.note))
+            if entry.beyond_id_space:
+                add("critical", "beyond_id_space", subid_file.path, entry.line,
+                    "%s reaches past ID 2^32-1: shadow reads its last ID as %d and lets its owner map every ID "
+                    "from %d to %d" % (where, entry.shadow_last, rng.start, rng.last) if rng else
+                    "%s reaches past ID 2^32-1" % where)
+            if rng is None:
+                continue
             if rng.start == 0:
                 add("critical", "maps_root", subid_file.path, entry.line,
                     "%s contains ID 0: its owner can become the host's root" % where)
@@ -419,10 +643,10 @@ def findings(files, uid_of, host_uids, host_gids, floor=1000):
                 add("critical", "host_id_collision", subid_file.path, entry.line,
                     "%s contains %s %d, which the host uses" % (where, id_word, host_ids[i]))
         # Sweep by start; ``active`` holds the ranges still open at the sweep position.
-        ordered = sorted(subid_file.entries, key=lambda e: (e.start, e.count))
+        ordered = sorted((e for e in subid_file.entries if e.range), key=lambda e: e.range)
         active = []
         for entry in ordered:
-            active = [other for other in active if other.start + other.count > entry.start]
+            active = [other for other in active if other.range.end > entry.range.start]
             for other in active:
                 if _different_accounts(other.owner, entry.owner, accounts):
                     add("critical", "overlap", subid_file.path, entry.line,
@@ -505,7 +729,7 @@ def systemd_window_findings(files, allocators):
             continue
         for entry in subid_file.entries:
             for label, window in SYSTEMD_WINDOWS:
-                if entry.start < window.end and window.start < entry.start + entry.count:
+                if entry.range and entry.range.overlaps(window):
                     found.append({
                         "severity": "warning", "kind": "systemd_window", "file": subid_file.path,
                         "line": entry.line,
@@ -519,3 +743,60 @@ def systemd_window_findings(files, allocators):
 def sort_findings(found):
     """Most severe first, then by file and line."""
     return sorted(found, key=lambda f: (f["severity"] != "critical", f["file"] or "", f["line"] or 0))
+
+
+# The journal of a write of both files (see the subid module): written durably before the
+# first file is replaced, removed after the second. Found by the next run, it tells a file
+# replaced alone (a kill between the two renames) from files that are both old or both new.
+JOURNAL_SUFFIX = ".fleetid-journal"
+_JOURNAL_FORMAT = "fleetid.subid journal 1"
+
+
+def journal_path(first_path):
+    """``.<name>.fleetid-journal`` beside the file written first (the subuid file)."""
+    folder, name = os.path.split(os.path.abspath(first_path))
+    return os.path.join(folder, "." + name + JOURNAL_SUFFIX)
+
+
+def _digest(data):
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def journal_bytes(first, second):
+    """The journal for replacing ``first`` then ``second``, each ``(path, old bytes or None
+    for no file, new bytes)``: the old content of the first (to roll it back) and digests."""
+    return (json.dumps({
+        "format": _JOURNAL_FORMAT,
+        "first": {"path": first[0], "old": None if first[1] is None else base64.b64encode(first[1]).decode(),
+                  "old_sha256": _digest(first[1]), "new_sha256": _digest(first[2])},
+        "second": {"path": second[0], "old_sha256": _digest(second[1]), "new_sha256": _digest(second[2])},
+    }, sort_keys=True) + "\n").encode()
+
+
+def read_journal(data):
+    """The journal in ``data``, or None when it is incomplete (the run was killed while
+    writing it, before either file was replaced)."""
+    try:
+        journal = json.loads(data.decode("utf-8"))
+        if journal.get("format") != _JOURNAL_FORMAT:
+            return None
+        old = journal["first"]["old"]
+        journal["first"]["old"] = None if old is None else base64.b64decode(old.encode(), validate=True)
+        return journal
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def journal_state(journal, first_now, second_now):
+    """``before`` (neither file replaced), ``split`` (only the first), ``after`` (both),
+    or ``changed`` (another program wrote a file since) from the files' bytes now."""
+    first = (_digest(first_now) == journal["first"]["old_sha256"], _digest(first_now) == journal["first"]["new_sha256"])
+    second = (_digest(second_now) == journal["second"]["old_sha256"],
+              _digest(second_now) == journal["second"]["new_sha256"])
+    if first[0] and second[0]:
+        return "before"
+    if first[1] and second[0]:
+        return "split"
+    if first[1] and second[1]:
+        return "after"
+    return "changed"

@@ -25,24 +25,56 @@ description:
     C(getent group), so directory-service accounts that the host enumerates count too).
   - Refuses owner names that could break the file format. A name with C(:) or a newline
     could otherwise inject a line such as C(root:0:65536).
-  - Lines are read the way shadow reads them. Only C(\n) ends a line, and numbers may be
-    octal (C(0100000)) or hex (C(0x186a0)). A line that shadow ignores or reads in an unusual
-    way, such as a line ending in CR, still counts as taken when overlaps are checked.
-    The lines this module writes are plain C(owner:start:count) and end in C(\n), because
-    shadow does not read a line that ends in CR.
+  - Lines are read exactly the way shadow 4.13 reads them. Only C(\n) ends a line, and numbers
+    are C(strtoul) base 0 in a 64-bit unsigned long, so they may be octal (C(0100000)), hex
+    (C(0x186a0)) or signed (C(-0) is 0). The range is C(start) to C(start+count-1) in the same
+    arithmetic, so C(bob:0:0) grants bob every ID and C(bob:100000:4294967295) every ID from
+    100000. A NUL byte hides the rest of its line and joins it with the next line, as
+    shadow's C(fgets) and C(strrchr) do.
+  - Every line that shadow reads as a listed owner's line is that owner's line. With
+    O(state=present) all of them are replaced by the given ranges, and with O(state=absent)
+    all of them are removed, including lines that give the owner root (C(alice:-0:65536)),
+    IDs below O(floor) or IDs past 2^32-1.
+  - Another owner's line counts with the IDs shadow grants from it when overlaps are checked.
+    A line that shadow ignores, such as a line ending in CR, still counts as taken.
+  - Refuses a file that shadow cannot read at all (a NUL byte before the newline of its last
+    line), and any edit after which shadow would read a line other than as intended
+    (lines appended after a NUL byte).
+  - The lines this module writes are plain C(owner:start:count) with a named owner and end
+    in C(\n). It refuses a numeric owner name for O(state=present), because several tools
+    match owners by name only.
+  - Refuses a path that is a symbolic link or not a regular file, as shadow does, without
+    reading through it. Refuses files in a folder that users other than root (or the user
+    running the module) can write, even with the sticky bit, and under folders that such
+    users could replace.
   - Both files are checked before either is written. The writes follow shadow-utils'
     protocol from C(lib/commonio.c). The module first takes the account-database lock,
     which is glibc's C(lckpwdf) on C(/etc/.pwd.lock). It then creates C(<file>.lock)
     as a hard link to a file that holds its PID. A stale lock whose process is gone is
     removed. Both locks are held from the read to the rename, so a concurrent C(useradd),
     C(usermod) or C(userdel) cannot interleave.
+  - Lock files are created with C(O_EXCL) and C(O_NOFOLLOW). After each lock is taken, and again
+    before each file is replaced, the module checks that the lock file is still the one it
+    locked. If the lock file was removed or replaced, another program may be writing, so the
+    module fails and writes nothing more. C(<file>.<pid>) files left by killed processes are
+    removed.
   - For files outside C(/etc), for example in a chroot, an image or a test folder, the
     account-database lock is an fcntl lock on C(.pwd.lock) in the file's own folder. That
     is the lock C(useradd --root) takes inside that root. The same fcntl lock on
     C(/etc/.pwd.lock) is used when libc has no C(lckpwdf), as with musl.
-  - The new file is a temporary file in the same folder. It is flushed to disk and renamed
-    over the old one, and then the folder is flushed. Owner, mode and SELinux context are
-    kept. A new file is created as 0644 root:root.
+  - The new file is a temporary file C(.<name>.fleetid-new) in the same folder. It is flushed
+    to disk and renamed over the old one, and then the folder is flushed. Owner, mode and
+    SELinux context are kept. A new file is created as 0644 root:root. A temporary file left
+    by a killed run is removed by the next run.
+  - When both files change, both temporary files are written first. A journal
+    C(.<subuid name>.fleetid-journal) beside the subuid file is then written to disk. It holds
+    the old subuid content and digests of the old and new content of both files. The subuid
+    file is renamed, then the subgid file, and then the journal is removed. If renaming the
+    subgid file fails, the subuid file is rolled back before the module fails. If the run is
+    killed between the two renames, the next run finds the journal. When the subuid file is
+    new and the subgid file is old, the next run rolls the subuid file back, reports this in
+    RV(repaired) and as a warning, and then does its own work.
+    M(fleetid.subid.subid_info) reports the journal as finding V(interrupted_write).
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
@@ -188,6 +220,15 @@ files:
   sample:
     subuid: {path: /etc/subuid, changed: true, added: ["alice:100000:65536"], removed: []}
     subgid: {path: /etc/subgid, changed: false, added: [], removed: []}
+repaired:
+  description:
+    - What this run repaired before its own work, after an earlier run was interrupted between
+      writing the subuid and the subgid file. In check mode, what a real run would repair.
+    - A repair counts as a change.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/subuid was rolled back to its content before an interrupted run, which had replaced it but not /etc/subgid"]
 backup_files:
   description: Backup copies made by this run, when O(backup=true). The list is empty when nothing changed.
   returned: always
@@ -228,18 +269,29 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir, write_durably
-from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import LockError, subid_locks
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
+    LockError,
+    check_folder,
+    read_regular,
+    subid_locks,
+)
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     SubidError,
     check_edit,
     desired_entries,
     edit_text,
+    journal_bytes,
+    journal_path,
+    journal_state,
     line_changes,
     owners_to_remove,
+    read_journal,
 )
 
 KINDS = {"subuid": ("passwd", "UID"), "subgid": ("group", "GID")}
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+TEMP_SUFFIX = ".fleetid-new"
 
 
 def account(owner):
@@ -279,11 +331,9 @@ def host_ids(module, database):
 
 
 def read_text(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        return ""
+    """The file's text; "" when it does not exist. A symbolic link is refused, as shadow does."""
+    data = read_regular(path)
+    return "" if data is None else data.decode("utf-8", "surrogateescape")
 
 
 def plan(module, kind, path, items):
@@ -309,40 +359,181 @@ def plan(module, kind, path, items):
     return edit
 
 
-def install(module, edit):
-    """Replace the file with ``edit.new``: a flushed temp file in the same folder with the
-    old file's owner and mode, renamed over it by atomic_move (which keeps the SELinux
-    context), then the folder flushed. A new file is 0644 root:root, as shadow makes it."""
-    creating = not os.path.exists(edit.path)
-    tmp = write_durably(edit.path, edit.new.encode("utf-8", "surrogateescape"))
-    module.atomic_move(tmp, edit.path, unsafe_writes=False)
-    if creating:
-        os.chmod(edit.path, 0o644)
-        if os.geteuid() == 0:
-            os.chown(edit.path, 0, 0)
-    fsync_dir(edit.path)
+def temp_path(path):
+    """The one temp file name for ``path``: under the locks only this run can be writing
+    it, so one left by a killed run is removed by the next (no litter)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, "." + name + TEMP_SUFFIX)
+
+
+def write_temp(path, data):
+    """``temp_path(path)`` holding ``data`` with the owner and mode of ``path`` (a new file
+    is 0644 root:root, as shadow makes it), flushed to disk; created exclusively, never
+    through a link."""
+    tmp = temp_path(path)
+    try:
+        st = os.lstat(path)
+        mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+    except FileNotFoundError:
+        mode, uid, gid = 0o644, 0, 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if os.geteuid() == 0:
+                os.fchown(handle.fileno(), uid, gid)
+            os.fsync(handle.fileno())
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def swap_in(module, tmp, path):
+    """Rename ``tmp`` over ``path`` (keeping its SELinux context) and flush the folder."""
+    if os.path.lexists(path) and module.selinux_enabled():
+        module.set_context_if_different(tmp, module.selinux_context(path), False)
+    os.replace(tmp, path)
+    fsync_dir(path)
+
+
+def _unlink(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def restore(module, path, old):
+    """Put ``old`` bytes back in ``path`` atomically (None: the file did not exist)."""
+    if old is None:
+        _unlink(path)
+        fsync_dir(path)
+    else:
+        swap_in(module, write_temp(path, old), path)
+
+
+def install(module, edits, locks, journal):
+    """Replace each file with its edit. Both temp files are written before either rename,
+    so the two renames follow each other closely. With two files, ``journal`` is written
+    durably first and removed after the second rename: a run killed between the renames
+    leaves it, and the next run rolls the first file back (see recover). A failure after
+    the first rename rolls it back before failing."""
+    data = [(edit, edit.old.encode("utf-8", "surrogateescape") if os.path.lexists(edit.path) else None,
+             edit.new.encode("utf-8", "surrogateescape")) for edit in edits]
+    temps = []
+    try:
+        for edit, old, new in data:
+            temps.append(write_temp(edit.path, new))
+        if len(data) == 2:
+            write_journal(journal, journal_bytes((data[0][0].path,) + data[0][1:], (data[1][0].path,) + data[1][1:]))
+        for i, ((edit, old, new), tmp) in enumerate(zip(data, temps)):
+            locks.verify()
+            try:
+                swap_in(module, tmp, edit.path)
+            except Exception as exc:
+                if i == 0:
+                    raise
+                first = data[0]
+                try:
+                    restore(module, first[0].path, first[1])
+                    remove_journal(journal)
+                except Exception as again:
+                    raise SubidError("%s could not be replaced (%s), and rolling %s back failed too (%s): the next "
+                                     "run of this module rolls it back" % (edit.path, exc, first[0].path, again))
+                raise SubidError("%s could not be replaced (%s): %s was rolled back to its previous content, so "
+                                 "neither file changed" % (edit.path, exc, first[0].path))
+        if len(data) == 2:
+            remove_journal(journal)
+    finally:
+        for tmp in temps:
+            _unlink(tmp)
+
+
+def write_journal(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path)
+
+
+def remove_journal(path):
+    os.unlink(path)
+    fsync_dir(path)
+
+
+def recover(module, journal, first, second, locked):
+    """Finish what an interrupted run left (called with the locks held): its temp files
+    go, and with its journal, a subuid file replaced without the subgid file is rolled back.
+    Returns what was repaired, for the result. In check mode, says what a run would do."""
+    if not module.check_mode:
+        for path in locked:
+            _unlink(temp_path(path))
+    data = read_regular(journal)
+    if data is None:
+        return []
+    entry = read_journal(data)
+    if entry is None:  # killed while writing it: before either rename
+        if not module.check_mode:
+            remove_journal(journal)
+        return []
+    if (entry["first"]["path"], entry["second"]["path"]) != (first, second):
+        raise SubidError("%s is the journal of an interrupted run on %s and %s, not on these files: run this "
+                         "module on those paths to repair them"
+                         % (journal, entry["first"]["path"], entry["second"]["path"]))
+    if module.check_mode:
+        locked = [first, second]
+    elif not {first, second} <= set(locked):
+        raise SubidError("%s appeared while this run waited for the locks: run it again" % journal)
+    state = journal_state(entry, read_regular(first), read_regular(second))
+    repaired = []
+    if state == "split":
+        repaired.append("%s %s rolled back to its content before an interrupted run, which had replaced it but "
+                        "not %s" % (first, "would be" if module.check_mode else "was", second))
+        if not module.check_mode:
+            restore(module, first, entry["first"]["old"])
+    elif state == "changed":
+        module.warn("%s: an interrupted run left this journal, but %s or %s changed since; they are left as "
+                    "they are, check them" % (journal, first, second))
+    if not module.check_mode:
+        remove_journal(journal)
+    for message in repaired:
+        module.warn(message)
+    return repaired
 
 
 def apply(module):
     """The module's work: returns the result dict, or raises SubidError/LockError/OSError
-    having written nothing (a refusal is found before either file is written)."""
+    having written nothing (a refusal is found before either file is written; a failure
+    after the first rename rolls it back)."""
     params = module.params
     targets = [(kind, params[kind + "_path"], params[kind]) for kind in ("subuid", "subgid") if params[kind]]
     result = {"changed": False, "changed_owners": [], "files": {}, "backup_files": [],
-              "subuid": [], "subgid": []}
+              "subuid": [], "subgid": [], "repaired": []}
     diffs = []
     if params["floor"] < 1:
         raise SubidError("floor must be at least 1: ID 0 is root")
     if not targets:
         return result, diffs
+    first, second = params["subuid_path"], params["subgid_path"]
+    journal = journal_path(first)
+    paths = [path for kind, path, items in targets]
+    if os.path.lexists(journal):  # an interrupted run: both files may need repair
+        paths = [first, second]
+    for path in paths:
+        check_folder(path)
     # Check mode only reads (the files are always replaced by rename, so a read is never
     # torn) and takes no lock, which would create lock files. Otherwise the locks are held
     # from the read through the write, so useradd cannot change a file in between.
     if module.check_mode:
         locks = contextlib.nullcontext()
     else:
-        locks = subid_locks([path for kind, path, items in targets], params["lock_timeout"])
-    with locks:
+        locks = subid_locks(paths, params["lock_timeout"])
+    with locks as held:
+        result["repaired"] = recover(module, journal, first, second, paths)
         # Plan both files before writing either: a refusal writes nothing at all.
         plans = [(kind, plan(module, kind, path, items)) for kind, path, items in targets]
         changed_owners = set()
@@ -358,16 +549,15 @@ def apply(module):
                 changed_owners.update(item["name"] for item in params[kind]
                                       if aliases_of(item["name"]) & fields)
         result["changed_owners"] = sorted(changed_owners)
-        result["changed"] = any(f["changed"] for f in result["files"].values())
-        if result["changed"] and not module.check_mode:
+        result["changed"] = any(f["changed"] for f in result["files"].values()) or bool(result["repaired"])
+        edits = [edit for kind, edit in plans if edit.old != edit.new]
+        if edits and not module.check_mode:
             for kind, edit in plans:
-                if edit.old == edit.new:
-                    continue
-                if params["backup"] and os.path.exists(edit.path):
+                if edit.old != edit.new and params["backup"] and os.path.exists(edit.path):
                     backup = module.backup_local(edit.path)
                     result["files"][kind]["backup_file"] = backup
                     result["backup_files"].append(backup)
-                install(module, edit)
+            install(module, edits, held, journal)
     if result["backup_files"]:
         result["backup_file"] = result["backup_files"][0]
     return result, diffs

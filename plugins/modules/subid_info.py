@@ -94,11 +94,17 @@ subuid:
     line:
       description: Line number, starting at 1.
       type: int
+    last_line:
+      description: When shadow joins lines at a NUL byte, the number of the last line it joined, otherwise V(null).
+      type: int
+    ignored:
+      description: Whether shadow skips this line, which ends in CR or starts with C(+) or C(-) (a NIS entry).
+      type: bool
     note:
       description:
         - V(null) for a plain C(owner:start:count) line.
         - Otherwise, how shadow reads the line. Examples are octal or hex numbers, extra
-          fields, and a CR line ending, which makes shadow ignore the line.
+          fields, a NUL byte, and a CR line ending, which makes shadow ignore the line.
       type: str
   sample: [{owner: alice, start: 100000, count: 65536, line: 1, note: null}]
 subgid:
@@ -180,8 +186,22 @@ findings:
     - "V(owner_id_in_range) (critical): a range contains its own owner's UID (subuid) or primary GID (subgid)."
     - "V(unknown_owner) (warning): the owner has no account on this host. Not reported for C(containers),
       whose entry Podman and CRI-O read without an account."
+    - "V(beyond_id_space) (critical): shadow reads the range as reaching past ID 2^32-1 (its numbers are
+      64-bit), so its owner may map every ID from its start up, as with C(bob:100000:4294967295) or C(bob:0:0)."
+    - "V(unreadable) (critical): a NUL byte before the newline of the last line makes shadow refuse the whole
+      file, so newuidmap and newgidmap fail for every owner."
+    - "V(unsafe_file) (critical): the file is a symbolic link or not a regular file (shadow refuses it), users
+      other than root can write it, or its folder is writable by, or belongs to, other users."
+    - "V(interrupted_write): a journal of fleetid.subid.subid shows a run that was interrupted. It is critical
+      when the subuid file was replaced and the subgid file was not, and a warning otherwise.
+      The next run of the module repairs this."
     - "V(malformed_line) (warning): a line holds no range and is no comment, or shadow reads it
-      in an unusual way (see the C(note) of the entry)."
+      in an unusual way (see the C(note) of the entry), for example a NUL byte, a range that grants no ID,
+      or a line that shadow ignores."
+    - "V(consumer_compat) (warning): shadow reads the line, but other consumers fail on it or read it
+      differently. This covers C(#) comments (Docker Desktop), whitespace (Podman), numbers that are not
+      plain decimal such as a leading zero (Go reads base 10, shadow base 0), a range that ends at ID
+      4294967295 (2^32-1, the kubelet), and numeric owners. The message names the file, the line and the problem."
     - "V(helper_missing) (critical): newuidmap or newgidmap is not installed."
     - "V(helper_not_privileged) (critical): the helper is neither setuid root nor has its file capability."
     - "V(userns_disabled): unprivileged user namespaces are off (critical), or AppArmor restricts them (warning)."
@@ -223,12 +243,20 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
+    UnsafePathError,
+    folder_problems,
+    read_regular,
+)
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     CAP_SETGID,
     CAP_SETUID,
     SubidFile,
     decode_file_caps_full,
     findings,
+    journal_path,
+    journal_state,
+    read_journal,
     nsswitch_subid_source,
     parse_login_defs,
     SYSTEMD_ID_ALLOCATORS,
@@ -346,6 +374,53 @@ def group_ids(module):
     return sorted({e.gr_gid for e in grp.getgrall()})
 
 
+def file_findings(params, texts):
+    """Critical findings about the subid files themselves: a symbolic link or other
+    non-regular file (texts[kind] is then the UnsafePathError), a file or folder other
+    users can write, and a journal left by an interrupted run of fleetid.subid.subid."""
+    found = []
+
+    def add(severity, kind, path, message):
+        found.append({"severity": severity, "kind": kind, "file": path, "line": None, "message": message})
+
+    for kind in ("subuid", "subgid"):
+        path = params[kind + "_path"]
+        if isinstance(texts[kind], UnsafePathError):
+            add("critical", "unsafe_file", path, "%s: newuidmap and newgidmap cannot read it" % texts[kind])
+            continue
+        if texts[kind] is None:
+            continue
+        st = os.lstat(path)
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            add("critical", "unsafe_file", path, "%s can be written by users other than root (owner UID %d, mode "
+                "%04o): whoever can write it can map the host's root into a container" % (
+                    path, st.st_uid, st.st_mode & 0o7777))
+        for problem in folder_problems(path):
+            add("critical", "unsafe_file", path, "%s: %s, so other users could replace it" % (path, problem))
+    journal = journal_path(params["subuid_path"])
+    try:
+        data = read_regular(journal)
+    except (OSError, UnsafePathError) as exc:
+        add("critical", "interrupted_write", journal, "%s cannot be read: %s" % (journal, exc))
+        return found
+    if data is not None:
+        entry = read_journal(data)
+        state = None
+        if entry is not None and not any(isinstance(t, UnsafePathError) for t in texts.values()):
+            state = journal_state(entry, *[None if texts[k] is None else texts[k].encode("utf-8", "surrogateescape")
+                                           for k in ("subuid", "subgid")])
+        if state == "split":
+            add("critical", "interrupted_write", params["subuid_path"], "%s was replaced by a run of "
+                "fleetid.subid.subid that was interrupted before it replaced %s (journal %s): the two files "
+                "disagree; the next run of the module rolls %s back" % (
+                    params["subuid_path"], params["subgid_path"], journal, params["subuid_path"]))
+        else:
+            add("warning", "interrupted_write", journal, "%s was left by an interrupted run of fleetid.subid.subid "
+                "(%s); the next run of the module removes it" % (
+                    journal, "the files changed since" if state == "changed" else "the files agree"))
+    return found
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -359,13 +434,21 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    files = {}
+    files, texts = {}, {}
     for kind in ("subuid", "subgid"):
-        text = read(params[kind + "_path"])
-        files[kind] = SubidFile(params[kind + "_path"], text) if text is not None else None
+        try:
+            data = read_regular(params[kind + "_path"])
+            texts[kind] = None if data is None else data.decode("utf-8", "surrogateescape")
+        except UnsafePathError as exc:  # never read through a link: report it
+            texts[kind] = exc
+        except OSError:
+            texts[kind] = None
+        text = texts[kind]
+        files[kind] = SubidFile(params[kind + "_path"], text) if isinstance(text, str) else None
 
     accounts = Accounts(module)
     found = findings(files, accounts, accounts.uids, group_ids(module), params["floor"])
+    found.extend(file_findings(params, texts))
 
     helpers = [helper_report(module, *helper) for helper in HELPERS]
     sysctls = {}

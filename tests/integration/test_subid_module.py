@@ -1,14 +1,20 @@
 """fleetid.subid.subid through ansible-playbook, on temporary files.
 
-Ranges from 100000 up hold no host ID on the Debian test machines except the
-nobody/nogroup account (65534), which some tests aim at on purpose.
+Ranges from 100000 up are assumed to hold no host ID. The tests that aim at a host
+account or group take one this host really has (HOST_USER, HOST_GROUP).
 """
 
+import grp
 import os
+import pwd
 import subprocess
 import time
 
 import pytest
+
+# An account and a group of this host below the ranges the tests use (every host has some).
+HOST_USER = min((p for p in pwd.getpwall() if 1 <= p.pw_uid < 100000), key=lambda p: p.pw_uid)
+HOST_GROUP = min((g for g in grp.getgrall() if 1 <= g.gr_gid < 100000), key=lambda g: g.gr_gid)
 
 SEED = "# managed by hand\nzed:900000:65536\r\nlegacy line\n"
 ALICE = [{"name": "alice", "start": 100000, "count": 65536}]
@@ -69,15 +75,15 @@ def test_apply_check_diff_and_idempotence(run_module, files):
 
 
 def test_numeric_uid_owner_is_rewritten_in_place_by_name(run_module, files):
-    # daemon is UID 1 on Debian: "1:..." is daemon's line.
+    name, uid = HOST_USER.pw_name, HOST_USER.pw_uid  # "<uid>:..." is that account's line
     for path in files.values():
-        path.write_text("a:200000:10\n1:300000:65536\nb:400000:10\n")
-    entries = [{"name": "daemon", "start": 500000, "count": 65536}, {"name": "daemon", "start": 700000, "count": 10}]
+        path.write_text("a:200000:10\n%d:300000:65536\nb:400000:10\n" % uid)
+    entries = [{"name": name, "start": 500000, "count": 65536}, {"name": name, "start": 700000, "count": 10}]
     res = run_module("fleetid.subid.subid", args(files, entries))
-    assert res["changed"] is True and res["changed_owners"] == ["daemon"]
-    assert files["subuid"].read_text() == "a:200000:10\ndaemon:500000:65536\ndaemon:700000:10\nb:400000:10\n"
-    assert res["files"]["subuid"]["removed"] == ["1:300000:65536"]
-    gone = run_module("fleetid.subid.subid", args(files, [{"name": "1"}], state="absent"))
+    assert res["changed"] is True and res["changed_owners"] == [name]
+    assert files["subuid"].read_text() == "a:200000:10\n%s:500000:65536\n%s:700000:10\nb:400000:10\n" % (name, name)
+    assert res["files"]["subuid"]["removed"] == ["%d:300000:65536" % uid]
+    gone = run_module("fleetid.subid.subid", args(files, [{"name": str(uid)}], state="absent"))
     assert gone["changed"] is True and gone["subuid"] == []
     assert files["subgid"].read_text() == "a:200000:10\nb:400000:10\n"
 
@@ -113,7 +119,14 @@ def test_backup_keeps_the_old_file(run_module, files):
     assert again["backup_files"] == [] and "backup_file" not in again
 
 
-def test_owner_mode_are_kept_and_a_new_file_is_0644_root(run_module, files):
+@pytest.fixture
+def root():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (it is marked needs_root; deselect with -m 'not needs_root')")
+
+
+@pytest.mark.needs_root
+def test_owner_mode_are_kept_and_a_new_file_is_0644_root(run_module, files, root):
     os.chown(files["subuid"], 0, 4242)
     os.chmod(files["subuid"], 0o640)
     files["subgid"].unlink()
@@ -143,21 +156,24 @@ def test_owner_mode_are_kept_and_a_new_file_is_0644_root(run_module, files):
         ([{"name": "root:0:65536\nx", "start": 100000, "count": 1}], None, "subuid[0] owner name "),
         ([{"name": "alice", "start": 4294967000, "count": 65536}], None, "leaves the 32-bit ID space"),
         ([{"name": "alice", "start": "100k", "count": 1}], None, "must be an integer"),
-        # The nobody account (65534) is on every Debian host: a range over it is refused.
-        ([{"name": "alice", "start": 65000, "count": 1000}], None,
-         "{dir}/subuid: refused, nothing was written: alice:65000:1000 (new line 4) contains UID 65534 (nobody), "
-         "which the host uses"),
-        (ALICE, [{"name": "alice", "start": 65000, "count": 1000}],
-         "alice:65000:1000 (new line 4) contains GID 65534 (nogroup), which the host uses"),
-        # daemon's own UID is 1; floor 1 allows the range, the own-ID rule does not.
-        ([{"name": "daemon", "start": 1, "count": 10}], None, "daemon:1:10 (new line 4) contains daemon's own UID 1"),
+        # A range over an account or group of this host is refused (floor 1 lets it through).
+        ([{"name": "alice", "start": HOST_USER.pw_uid, "count": 1}], None,
+         "{dir}/subuid: refused, nothing was written: alice:%d:1 (new line 4) contains UID %d (%s), "
+         "which the host uses" % (HOST_USER.pw_uid, HOST_USER.pw_uid, pwd.getpwuid(HOST_USER.pw_uid).pw_name)),
+        (ALICE, [{"name": "alice", "start": HOST_GROUP.gr_gid, "count": 1}],
+         "alice:%d:1 (new line 4) contains GID %d (%s), which the host uses" % (
+             HOST_GROUP.gr_gid, HOST_GROUP.gr_gid, grp.getgrgid(HOST_GROUP.gr_gid).gr_name)),
+        # The account's own UID: floor 1 allows the range, the own-ID rule does not.
+        ([{"name": HOST_USER.pw_name, "start": HOST_USER.pw_uid, "count": 1}], None,
+         "%s:%d:1 (new line 4) contains %s's own UID %d"
+         % (HOST_USER.pw_name, HOST_USER.pw_uid, HOST_USER.pw_name, HOST_USER.pw_uid)),
         (ALICE + [{"name": "bob", "start": 150000, "count": 10}], None,
          "bob:150000:10 (new line 5) overlaps alice:100000:65536 (new line 4)"),
     ],
 )
 def test_refusals_leave_both_files_untouched(run_module, files, subuid, subgid, message):
     before = snapshot(files)
-    extra = {"floor": 1} if subuid[0]["name"] == "daemon" else {}
+    extra = {} if "reaches below" in message else {"floor": 1}  # floor 1 lets host IDs through to their check
     res = run_module("fleetid.subid.subid", args(files, subuid, subgid, **extra))
     assert res["failed"]
     assert message.format(dir=files["subuid"].parent) in res["msg"]
@@ -171,8 +187,8 @@ def test_floor_below_one_is_refused(run_module, files):
 
 
 def test_host_ids_can_be_ignored_for_a_foreign_root(run_module, files):
-    res = run_module("fleetid.subid.subid", args(files, [{"name": "alice", "start": 65000, "count": 1000}],
-                                                 check_host_ids=False))
+    res = run_module("fleetid.subid.subid", args(files, [{"name": "alice", "start": HOST_USER.pw_uid, "count": 1}],
+                                                 check_host_ids=False, floor=1))
     assert res["changed"] is True
 
 

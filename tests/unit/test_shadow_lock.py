@@ -1,10 +1,12 @@
 """shadow's locking protocol: <file>.lock by hard link with a PID, stale locks, the
 account-database lock (fcntl on .pwd.lock) outside /etc."""
 
+import fcntl
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -179,9 +181,21 @@ def test_lckpwdf_failure_is_a_clear_error(monkeypatch):
             pass
 
 
-def test_real_lckpwdf_is_available_here():
-    """On this glibc system the module really takes lckpwdf (not the fallback)."""
-    assert shadow_lock._libc() is not None
+@pytest.mark.needs_root
+def test_pwd_lock_for_etc_holds_the_systems_account_database_lock(root):
+    """Whether libc's lckpwdf() or the fcntl fallback takes it, pwd_lock("/etc") holds the
+    fcntl lock on /etc/.pwd.lock that useradd and passwd wait for."""
+    holder = child("with shadow_lock.pwd_lock('/etc'):\n    print('locked', flush=True)\n    sys.stdin.readline()\n")
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        fd = os.open("/etc/.pwd.lock", os.O_WRONLY)
+        try:
+            with pytest.raises(OSError):
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        holder.communicate("\n", timeout=20)
 
 
 def test_subid_locks_take_everything_and_release_in_reverse(tmp_path):
@@ -200,3 +214,132 @@ def test_subid_locks_take_everything_and_release_in_reverse(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- root-only tests fail, never skip, when not run as root (CI runs as root) --------------
+
+@pytest.fixture
+def root():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (it is marked needs_root; deselect with -m 'not needs_root')")
+
+
+COLLECTIONS = str(Path(__file__).resolve().parents[2] / ".collections")
+
+
+def child(body, *args):
+    """A Python process running ``body`` with shadow_lock imported; stdin and stdout are
+    pipes for the test to drive it line by line."""
+    code = ("import os, sys\nsys.path.insert(0, %r)\n"
+            "from ansible_collections.fleetid.subid.plugins.module_utils import shadow_lock\n" % COLLECTIONS) + body
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+# --- lock files are created safely ---------------------------------------------------------
+
+def test_the_pid_file_is_never_opened_through_a_planted_link(subuid, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("root-only content\n")
+    os.symlink(victim, "%s.%d" % (subuid, os.getpid()))
+    with file_lock(subuid, timeout=1):
+        assert open(subuid + ".lock").read() == str(os.getpid())
+    assert victim.read_text() == "root-only content\n"
+    assert not os.path.lexists("%s.%d" % (subuid, os.getpid())) and not os.path.exists(subuid + ".lock")
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o777, 0o775, 0o757])
+def test_a_folder_other_users_can_write_is_refused_before_any_lock(tmp_path, mode):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(LockError) as err:
+        with subid_locks([str(folder / "subuid"), str(folder / "subgid")], timeout=0.2):
+            pass
+    assert str(err.value).startswith("%s/subuid: refused, nothing was written: folder %s is writable by users other "
+                                     "than its owner (mode %04o)" % (folder, folder, mode))
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.needs_root
+def test_a_folder_owned_by_another_user_is_refused(tmp_path, root):
+    folder = tmp_path / "etc"
+    folder.mkdir(mode=0o755)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(LockError, match="folder %s belongs to UID 65534, not root" % folder):
+        with subid_locks([str(folder / "subuid")], timeout=0.2):
+            pass
+
+
+def test_pid_files_of_dead_processes_are_removed_once_locked(subuid):
+    dead, other = dead_pid(), subprocess.Popen(["sleep", "30"])
+    try:
+        for pid in (dead, other.pid):
+            Path("%s.%d" % (subuid, pid)).write_text(str(pid))
+        Path(subuid + ".1").write_text("alice:100000:65536\n")  # not a PID file: someone's copy
+        with file_lock(subuid, timeout=1):
+            pass
+        assert not os.path.exists("%s.%d" % (subuid, dead))
+        assert os.path.exists("%s.%d" % (subuid, other.pid))  # a live process may be linking it
+        assert Path(subuid + ".1").read_text() == "alice:100000:65536\n"
+    finally:
+        other.kill()
+        other.wait()
+
+
+# --- a lock file removed while held --------------------------------------------------------
+
+def test_a_pwd_lock_removed_while_waited_for_is_retaken_on_the_new_file(tmp_path):
+    """P2 waits for .pwd.lock, which is removed meanwhile; when P1 lets go, P2 must lock the
+    file that now has the name, or a third process would lock that one beside P2."""
+    hold = ("with shadow_lock.pwd_lock(sys.argv[1], timeout=20):\n"
+            "    print('locked', flush=True)\n    sys.stdin.readline()\n")
+    first = child(hold, str(tmp_path))
+    second = None
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        second = child(hold, str(tmp_path))
+        time.sleep(0.5)  # the second has opened .pwd.lock and waits for it
+        os.unlink(tmp_path / ".pwd.lock")
+        first.communicate("\n", timeout=20)
+        assert second.stdout.readline().strip() == "locked"
+        with pytest.raises(LockError, match="could not lock %s/.pwd.lock within 0.3s" % tmp_path):
+            with pwd_lock(str(tmp_path), timeout=0.3):
+                pass
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.communicate("\n", timeout=20)
+
+
+def test_a_file_lock_removed_while_held_is_reported_and_not_removed_again(subuid):
+    """P1 holds subuid.lock; someone removes it and we take a new one. P1's check says its
+    lock is lost, and P1 does not remove our lock when it lets go."""
+    holder = child("with shadow_lock.file_lock(sys.argv[1], timeout=5) as check:\n"
+                   "    print('locked', flush=True)\n    sys.stdin.readline()\n"
+                   "    try:\n        check()\n        print('held', flush=True)\n"
+                   "    except shadow_lock.LockError as exc:\n        print('lost:', exc, flush=True)\n", subuid)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        os.unlink(subuid + ".lock")
+        with file_lock(subuid, timeout=1) as check:
+            out, dummy = holder.communicate("\n", timeout=20)
+            assert out.strip() == "lost: %s.lock was removed or replaced while this run held it, so another " \
+                                  "program may be writing meanwhile: nothing more was written" % subuid
+            assert open(subuid + ".lock").read() == str(os.getpid())
+            check()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert not os.path.exists(subuid + ".lock")
+
+
+def test_subid_locks_verify_sees_a_replaced_pwd_lock(tmp_path):
+    paths = [str(tmp_path / "subuid")]
+    with subid_locks(paths, timeout=0.2) as locks:
+        locks.verify()
+        os.unlink(tmp_path / ".pwd.lock")
+        (tmp_path / ".pwd.lock").write_text("")
+        with pytest.raises(LockError, match="%s/.pwd.lock was removed or replaced" % tmp_path):
+            locks.verify()

@@ -64,16 +64,23 @@ lines = st.one_of(
               st.one_of(st.integers(0, 5000000), st.sampled_from(["0100000", "0x186a0", " 7", "+5", "-1", ""])),
               st.integers(0, 70000)),
     st.sampled_from(["", "# comment", "  # indented", "garbage", "a:b:c", "a::1", "root:1:2:3", " ",
-                     "alice:100000:65536\r", "x\x0cbob:1:2", "y\x85z", "line\u2028sep"]),
-    st.text(max_size=20).map(lambda s: s.replace("\n", "")),
+                     "alice:100000:65536\r", "x\x0cbob:1:2", "y\x85z", "line\u2028sep",
+                     # lines shadow reads in surprising ways: root, every ID, none, past 2^32, NIS
+                     "alice:-0:65536", "bob:0:0", "2001:5:0", "alice:4294967290:100", "bob:-1:2", "+alice:1:2"]),
+    st.text(max_size=20).map(lambda s: s.replace("\n", "").replace("\0", "")),
 )
-files = st.builds(
-    lambda body, endings, final: "".join(line + end for line, end in zip(body, endings))[: None if final else -1]
-    if body else "",
-    st.lists(lines, max_size=15),
-    st.lists(st.sampled_from(["\n", "\r\n"]), min_size=15, max_size=15),
-    st.booleans(),
-)
+
+
+def build_file(body, endings, final):
+    return "".join(line + end for line, end in zip(body, endings))[: None if final else -1] if body else ""
+
+
+files = st.builds(build_file, st.lists(lines, max_size=15),
+                  st.lists(st.sampled_from(["\n", "\r\n"]), min_size=15, max_size=15), st.booleans())
+# Lines with NUL bytes, which shadow joins with the next line (see shadow_records).
+nul_files = st.builds(build_file, st.lists(st.one_of(lines, lines.map(lambda s: s + "\0"), st.sampled_from(
+    ["\0", "alice:1\0x", "alice:100\0", "000:65536", "bob:200000:65536\0", "#\0", "zed:1:2\0junk"])), max_size=12),
+    st.lists(st.sampled_from(["\n", "\r\n"]), min_size=12, max_size=12), st.booleans())
 
 
 def lines_not_of(text, owners):
@@ -108,8 +115,11 @@ def test_lines_split_only_on_newline():
 
 @pytest.mark.parametrize("text,value", [
     ("100000", 100000), ("0", 0), ("0100000", 0o100000), ("0x186a0", 100000), ("0X186A0", 100000),
-    (" \t42", 42), ("+7", 7), ("", None), ("-1", None), ("08", None), ("0x", None), ("1e5", None),
+    (" \t42", 42), ("+7", 7), ("", None), ("08", None), ("0x", None), ("1e5", None),
     ("1_000", None), ("42 ", None), ("+ 7", None), ("٣", None),
+    # unsigned long is 64 bits: a sign wraps modulo 2**64, 2**64 and more is ERANGE.
+    ("-1", 2 ** 64 - 1), ("-0", 0), ("- 1", None), ("-0x10", 2 ** 64 - 16), ("18446744073709551615", 2 ** 64 - 1),
+    ("18446744073709551616", None), ("-18446744073709551615", 1), ("-18446744073709551616", None),
 ])
 def test_numbers_are_read_like_strtoul_base_0(text, value):
     assert c_strtoul(text) == value
@@ -125,8 +135,8 @@ def test_numbers_are_read_like_strtoul_base_0(text, value):
     ("bob:100000:65536:x\n", ("bob", 100000, 65536), "has 4 fields"),
     ("bob:100000:65536\r\n", ("bob", 100000, 65536), "ends in CR"),
     (" bob:100000:65536\n", (" bob", 100000, 65536), "not plain decimal"),
-    ("bob:100000:0\n", None, None),
-    ("bob:4294967290:6\n", None, None),  # leaves the 32-bit space
+    ("bob:100000:0\n", ("bob", 100000, 0), "grants no ID"),  # still bob's line to shadow
+    ("bob:4294967290:6\n", ("bob", 4294967290, 6), None),  # reaches past the 32-bit space, still bob's
     ("bob:4294967290:5\n", ("bob", 4294967290, 5), None),
     ("bob:100000:65536 \n", None, None),  # strtoul stops at the blank
     ("#bob:100000:65536\n", None, None),
@@ -330,7 +340,9 @@ def test_findings_on_a_dangerous_file():
     assert ("malformed_line", 10) in kinds  # CRLF: shadow ignores it
     # 2001 is alice: her two lines may touch without an overlap finding.
     assert not [k for k in kinds if k[0] == "overlap" and k[1] in (8, 9)]
-    assert all(f["severity"] == "critical" for f in found if f["kind"] not in ("unknown_owner", "malformed_line"))
+    assert ("consumer_compat", 8) in kinds  # a numeric owner
+    assert all(f["severity"] == "critical" for f in found
+               if f["kind"] not in ("unknown_owner", "malformed_line", "consumer_compat"))
     overlap = next(f for f in found if f["kind"] == "overlap" and f["line"] == 2)
     assert overlap["message"].startswith("/etc/subuid line 2 (bob:150000:65536) overlaps /etc/subuid line 1 "
                                          "(alice:100000:65536)")
@@ -413,7 +425,14 @@ def test_file_capabilities_are_decoded():
     assert decode_file_caps(v2[:12]) == set()  # revision 2 needs 20 bytes
 
 
-def test_real_getcap_output_decodes_like_getcap(tmp_path):
+@pytest.fixture
+def root():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (it is marked needs_root; deselect with -m 'not needs_root')")
+
+
+@pytest.mark.needs_root
+def test_real_getcap_output_decodes_like_getcap(tmp_path, root):
     """setcap writes the xattr; our decoding agrees with what setcap was told."""
     setcap = shutil.which("setcap") or "/usr/sbin/setcap"  # libcap2-bin, installed by scripts/setup
     target = tmp_path / "helper"
@@ -427,9 +446,11 @@ def test_entry_str():
     assert str(Entry("alice", 1, 2, 3)) == "alice:1:2"
 
 
-def test_a_listed_owners_line_beyond_the_id_space_is_not_taken_for_a_range():
+def test_a_listed_owners_line_beyond_the_id_space_is_still_hers_and_replaced():
+    """shadow reads alice:4294967290:100 as alice's range up to ID 4294967389 (64-bit
+    arithmetic): newuidmap lets her map 4294967290-4294967294. It is her line."""
     text = "alice:4294967290:100\nalice:5:6\n"
-    assert render_edit(text, want(("alice", 100000, 10))) == "alice:4294967290:100\nalice:100000:10\n"
+    assert render_edit(text, want(("alice", 100000, 10))) == "alice:100000:10\n"
 
 
 def test_line_changes_reports_only_real_changes():

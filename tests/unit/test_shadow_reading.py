@@ -1,0 +1,204 @@
+"""Lines read exactly as shadow 4.13 reads them (lib/subordinateio.c, lib/commonio.c):
+signed and out-of-range numbers in 64-bit unsigned long, NUL bytes that join lines, and
+the lines shadow accepts but other consumers choke on.
+
+tests/integration/test_subid_shadow_real.py checks the same lines against the real
+newuidmap."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
+    SubidError,
+    SubidFile,
+    check_edit,
+    desired_entries,
+    edit_text,
+    findings,
+    owners_to_remove,
+)
+
+ACCOUNTS = {"alice": (2001, 2001), "bob": (2002, 2002)}
+
+
+def aliases_of(owner):
+    for name, (uid, gid) in ACCOUNTS.items():
+        if owner in (name, str(uid)):
+            return {name, str(uid)}
+    return {owner}
+
+
+def account_of(owner):
+    if owner.isdigit():
+        return next((acc for acc in ACCOUNTS.values() if acc[0] == int(owner)), None)
+    return ACCOUNTS.get(owner)
+
+
+def want(name, start, count):
+    return desired_entries([{"name": name, "start": start, "count": count}], 1000, "subuid")
+
+
+def apply(text, name, start, count):
+    """What the module writes for owner ``name``, after its checks."""
+    edit = edit_text("/etc/subuid", text, want(name, start, count), aliases_of)
+    check_edit(edit, [], "UID")
+    return edit.new
+
+
+def remove(text, name):
+    return edit_text("/etc/subuid", text, owners_to_remove([{"name": name}], "subuid"), aliases_of, remove=True).new
+
+
+def granted(text, owner):
+    """The IDs shadow lets ``owner`` map, by the module's reading of ``text``."""
+    return [(e.range.start, e.range.last) for e in SubidFile("/etc/subuid", text).entries
+            if aliases_of(e.owner) & {owner} and e.range is not None]
+
+
+def kinds(text, floor=1000):
+    found = findings({"subuid": SubidFile("/etc/subuid", text), "subgid": None}, account_of, [], [], floor)
+    return sorted((f["kind"], f["severity"], f["line"]) for f in found)
+
+
+# --- numbers: strtoul(base 0) into a 64-bit unsigned long, then start+count-1 ----------------
+
+@pytest.mark.parametrize("line,ids", [
+    ("alice:-0:65536", [(0, 65535)]),                       # -0 is 0: a range over root
+    ("alice:0:0", [(0, 4294967294)]),                       # 0+0-1 wraps to ULONG_MAX: every ID
+    ("alice:5:0", []),                                      # 5+0-1 = 4 < 5: none
+    ("alice:-1:2", []),                                     # start ULONG_MAX, last wraps to 0: none
+    ("alice:100000:4294967295", [(100000, 4294967294)]),    # past 2^32: every ID from 100000
+    ("alice:4294000000:10000000", [(4294000000, 4294967294)]),
+    ("alice:-18446744073709551615:65536", [(1, 65536)]),    # -(2^64-1) is 1
+    ("alice:18446744073709551616:1", []),                   # ERANGE: no range at all
+    ("2001:-0:10", [(0, 9)]),                               # alice by her UID
+])
+def test_shadow_numbers(line, ids):
+    assert granted(line + "\n", "alice") == ids
+
+
+@pytest.mark.parametrize("line", ["alice:-0:65536", "alice:0:0", "alice:100000:4294967295",
+                                  "alice:4294000000:10000000", "2001:-0:10", "alice:5:0", "alice:100000:0"])
+def test_every_line_shadow_reads_as_the_owners_is_replaced_and_removed(line):
+    text = "bob:200000:10\n%s\nzed:300000:10\n" % line
+    assert apply(text, "alice", 100000, 65536) == "bob:200000:10\nalice:100000:65536\nzed:300000:10\n"
+    assert remove(text, "alice") == "bob:200000:10\nzed:300000:10\n"
+
+
+@pytest.mark.parametrize("line,start", [
+    ("bob:0:0", 100000),                    # every ID
+    ("bob:100000:4294967295", 5000000),     # every ID from 100000
+    ("bob:4294000000:10000000", 4294100000),
+    ("bob:-0:200000", 100000),
+])
+def test_another_owners_line_over_the_new_range_is_an_overlap(line, start):
+    with pytest.raises(SubidError) as err:
+        apply("%s\n" % line, "alice", start, 10)
+    assert "overlaps /etc/subuid line 1 (%s)" % line.replace("-0", "0") in str(err.value)
+
+
+def test_findings_for_root_and_ids_past_2_32():
+    text = "alice:-0:65536\nbob:0:0\ncarol:100000:4294967295\ndave:4294000000:10000000\nerin:5:0\n"
+    found = kinds(text)
+    assert ("maps_root", "critical", 1) in found and ("maps_root", "critical", 2) in found
+    assert [f for f in found if f[0] == "beyond_id_space"] == [
+        ("beyond_id_space", "critical", 2), ("beyond_id_space", "critical", 3), ("beyond_id_space", "critical", 4)]
+    assert ("below_floor", "critical", 5) not in found  # erin:5:0 grants nothing ...
+    assert ("malformed_line", "warning", 5) in found     # ... which is worth a warning
+
+
+# --- NUL bytes: fgets() and strrchr() join the line with the next one ------------------------
+
+def test_a_nul_byte_joins_a_line_with_the_next():
+    parsed = SubidFile("/etc/subuid", "alice:100\0junk\n000:65536\nbob:1:2\n")
+    assert [(e.owner, e.start, e.count, e.line) for e in parsed.entries] == [
+        ("alice", 100000, 65536, 1), ("bob", 1, 2, 3)]
+    assert "shadow joins lines 1-2" in parsed.entries[0].note
+
+
+def test_an_owner_hidden_behind_a_nul_byte_is_not_taken_for_present():
+    # shadow reads "# note" + "alice:100000:65536" as one comment line: alice has no range.
+    text = "# note\0\nalice:100000:65536\n"
+    assert granted(text, "alice") == []
+    new = apply(text, "alice", 100000, 65536)
+    assert new != text and granted(new, "alice") == [(100000, 165535)]
+
+
+def test_appending_after_a_nul_byte_is_refused_when_it_changes_another_owner():
+    # bob's last line ends the file; a newline after the NUL would make shadow read
+    # "bob:200000:65536alice:100000:65536": bob and alice would both lose their range.
+    text = "bob:200000:65536\0"
+    assert granted(text.replace("bob", "alice"), "alice") == [(200000, 265535)]
+    with pytest.raises(SubidError, match="line 1 holds a NUL byte"):
+        apply(text, "alice", 100000, 65536)
+
+
+def test_a_nul_byte_in_the_last_line_makes_the_whole_file_unreadable():
+    text = "alice:100000:65536\nbob:200000:65536\0\n"
+    assert ("unreadable", "critical", 2) in kinds(text)
+    with pytest.raises(SubidError, match="shadow cannot read /etc/subuid at all"):
+        apply(text, "carol", 300000, 10)
+
+
+nul_lines = st.lists(st.one_of(
+    st.sampled_from(["alice:100000:65536", "bob:200000:65536", "2001:300000:10", "# c", "", "x", "000:10",
+                     "alice:1", "bob:2", ":3", "zed:400000:10"]),
+    st.sampled_from(["alice:100000:65536", "bob:200000:65536", "alice:1", "bob:", "# c", "", "x"]).map(
+        lambda s: s + "\0" + "junk")), max_size=8)
+
+
+@given(nul_lines, st.booleans(), st.booleans())
+def test_with_nul_bytes_shadow_reads_exactly_what_was_asked_or_the_edit_is_refused(lines, final, absent):
+    text = "\n".join(lines) + ("\n" if final and lines else "")
+    before = SubidFile("/etc/subuid", text)
+    try:
+        new = remove(text, "alice") if absent else apply(text, "alice", 5000000, 10)
+    except SubidError:
+        return
+    after = SubidFile("/etc/subuid", new)
+    assert after.unreadable is None
+
+    def others(parsed):
+        return [(e.owner, e.start, e.count) for e in parsed.entries if not aliases_of(e.owner) & {"alice"}]
+
+    assert others(after) == others(before)
+    assert granted(new, "alice") == ([] if absent else [(5000000, 5000009)])
+
+
+# --- what shadow accepts and other consumers do not ------------------------------------------
+
+@pytest.mark.parametrize("line,what", [
+    ("#alice:100000:65536", "is a comment"),
+    ("alice:100000: 65536", "holds whitespace"),
+    ("alice:0100000:65536", "not plain decimal"),
+    ("alice:0x186a0:65536", "not plain decimal"),
+    ("alice:+100000:65536", "not plain decimal"),
+    ("2001:100000:65536", "numeric UID"),
+    ("alice:4294901760:65536", "ends at ID 4294967295"),
+])
+def test_consumer_compat_warnings_name_file_and_line(line, what):
+    found = findings({"subuid": SubidFile("/etc/subuid", "bob:1:2\n%s\n" % line), "subgid": None},
+                     account_of, [], [], 1)
+    compat = [f for f in found if f["kind"] == "consumer_compat"]
+    assert [(f["severity"], f["file"], f["line"]) for f in compat] == [("warning", "/etc/subuid", 2)]
+    assert compat[0]["message"].startswith("/etc/subuid line 2 ") and what in compat[0]["message"]
+
+
+def test_plain_lines_have_no_consumer_warnings():
+    text = "alice:100000:65536\nbob:165536:65536\n\nzed:4294901759:65536\n"
+    assert [k for k in kinds(text) if k[0] == "consumer_compat"] == []
+
+
+def test_the_module_never_writes_a_numeric_owner():
+    with pytest.raises(SubidError, match="numeric"):
+        want("2001", 100000, 65536)
+    # Removing by numeric UID stays possible.
+    assert remove("2001:100000:10\n", "2001") == ""
+
+
+@given(st.sampled_from(["alice", "bob", "carol"]), st.integers(1000, 4294967295 - 65536), st.integers(1, 65536))
+def test_lines_the_module_writes_draw_no_warning(name, start, count):
+    new = edit_text("/etc/subuid", "", want(name, start, count), aliases_of).new
+    assert [k for k in kinds(new, floor=1000) if k[0] in ("consumer_compat", "malformed_line", "beyond_id_space")] == []
+    assert granted(new, name) == [(start, start + count - 1)]
