@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import read_by_shadow
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, Block
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange
 
@@ -45,6 +46,7 @@ def plan_adoption(blocks, pool, hosts, remap=(), today="1970-01-01"):
     for host, info in sorted(hosts.items()):
         if not info or "subuid" not in info:
             continue
+        info = dict(info, subuid=read_by_shadow(info["subuid"]), subgid=read_by_shadow(info["subgid"]))
         owners = {e["owner"] for e in info["subuid"]} | {e["owner"] for e in info["subgid"]}
         for owner in owners:
             seen[owner][host] = (_ranges(info["subuid"], owner), _ranges(info["subgid"], owner))

@@ -28,9 +28,14 @@ def expected_ranges(blocks, host):
     return {owner: sorted(ranges) for owner, ranges in wanted.items()}
 
 
+def read_by_shadow(entries):
+    """The entries shadow reads: not those it skips (a CR line ending, a NIS ``+``/``-`` line)."""
+    return [e for e in entries or [] if not e.get("ignored")]
+
+
 def host_ranges(entries):
     found = collections.defaultdict(list)
-    for e in entries:
+    for e in read_by_shadow(entries):
         found[e["owner"]].append((int(e["start"]), int(e["count"])))
     return {owner: sorted(ranges) for owner, ranges in found.items()}
 

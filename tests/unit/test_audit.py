@@ -71,3 +71,16 @@ def test_markdown_and_svg_carry_the_content():
     assert "alice (fleet) 100000-165535 (65536 IDs) active" in titles
     assert "dave (fleet) 231072-296607 (65536 IDs) quarantined" in titles
     assert "reserved 5000000-5099999 (100000 IDs)" in titles
+
+
+def test_lines_shadow_skips_count_for_nothing():
+    """A CR-terminated or NIS (+/-) line is not read by shadow, so it is neither drift nor unmanaged."""
+    skipped = info([("alice", 100000, 65536), ("alice", 900000, 10), ("mallory", 100000, 10)])
+    for kind in ("subuid", "subgid"):
+        for row in skipped[kind][1:]:
+            row["ignored"] = True
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": skipped, "owners": ["alice"]}})
+    assert report["findings"] == []
+    skipped["subuid"][2]["ignored"] = False  # shadow reads it: mallory overlaps alice's block
+    kinds = {f["kind"] for f in audit(ledger_blocks(), POOL, {"h1": {"info": skipped, "owners": ["alice"]}})["findings"]}
+    assert kinds == {"ledger_conflict"}
