@@ -79,7 +79,7 @@ class Server:
         """Run one statement as the superuser; returns the rows as text lines."""
         proc = subprocess.run(
             ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.admin_uri(database), "-c", statement],
-            capture_output=True, text=True)
+            capture_output=True, text=True, check=False)
         if proc.returncode:
             raise RuntimeError("psql failed: %s" % proc.stderr.strip())
         return proc.stdout.splitlines()

@@ -82,7 +82,7 @@ def redact(uri):
         parts = urllib.parse.urlsplit(uri)
         netloc = parts.netloc
         if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
+            userinfo, dummy, hostport = netloc.rpartition("@")
             netloc = userinfo.partition(":")[0] + "@" + hostport
         query = urllib.parse.urlencode([(k, v)
                                         for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "password"])

@@ -249,8 +249,8 @@ def test_libpq_credentials_from_pgpassfile(postgres, pg_ledger, tmp_path, monkey
 
     database = pg_ledger.rsplit("/", 1)[1]
     passfile = tmp_path / "pgpass"
-    passfile.write_text("127.0.0.1:%d:%s:%s:%s\n" % (postgres.port, database, ROLE,
-                                                    PASSWORD.replace("\\", "\\\\").replace(":", "\\:")))
+    escaped = PASSWORD.replace("\\", "\\\\").replace(":", "\\:")
+    passfile.write_text("127.0.0.1:%d:%s:%s:%s\n" % (postgres.port, database, ROLE, escaped))
     passfile.chmod(0o600)
     monkeypatch.setenv("PGPASSFILE", str(passfile))
     no_password = postgres.uri(database, password=None)
