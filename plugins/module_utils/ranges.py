@@ -69,7 +69,7 @@ def to_int(value, what):
         raise RangeError("%s must be an integer, got %r" % (what, value))
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     raise RangeError("%s must be an integer, got %r" % (what, value))
 

@@ -257,12 +257,15 @@ def pool_admits(spans, pool):
     return not any(spans.touches(res.start, res.end) for res in pool.reserved)
 
 
-def plan(blocks, pool, requests, host, today):
+def plan(blocks, pool, requests, host, today, known_only=False):
     """What the ledger becomes after serving ``requests`` for ``host``.
 
     ``blocks``: the ledger's current blocks; ``pool``: a Pool; ``requests``: Requests;
     ``today``: the date string recorded on new and released blocks. Fast when nothing
     changes: one pass over the blocks for the requested owners.
+
+    ``known_only``: ``blocks`` holds only the requested owners' blocks, so return None as
+    soon as new IDs are needed instead of placing them against those alone.
     """
     check_blocks_against_pool(blocks, pool)
     names = {req.name for req in requests}
@@ -311,6 +314,8 @@ def plan(blocks, pool, requests, host, today):
     # New blocks, in sorted owner order so one call's result does not depend on the
     # order owners were listed in.
     pending = sorted((w for w in wanted if w[2] > 0), key=lambda w: (w[1], w[0].count))
+    if pending and known_only:
+        return None  # new IDs are needed: they can only be placed against the whole ledger
     new_by_key = collections.defaultdict(list)
     if pending:
         # Quarantined blocks stay taken; reclaimed ones are free again.

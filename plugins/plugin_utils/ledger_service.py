@@ -99,8 +99,8 @@ def allocate(store, pool, requests, host, today, check_mode=False):
     """
     mine = store.owner_blocks({req.name for req in requests}, pool)
     if mine is not None:
-        outcome = plan(mine, pool, requests, host, today)
-        if not outcome.changed:
+        outcome = plan(mine, pool, requests, host, today, known_only=True)
+        if outcome is not None and not outcome.changed:
             return mine, outcome
 
     def decide(blocks):

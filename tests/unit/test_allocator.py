@@ -279,3 +279,16 @@ def test_result_does_not_depend_on_owner_order(owners):
     assert entries(outcome) == entries(reference)
     for ranges in entries(outcome).values():
         assert all((start - 100000) % 65536 == 0 for start, count in ranges)
+
+
+def test_known_only_stops_before_placing_new_ids():
+    """With only the requested owners' blocks at hand, new IDs cannot be placed safely."""
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 10000000}]})
+    first = plan([], pool, parse_owners(["alice"], pool), "h1", "2026-11-28")
+    mine = first.blocks
+    assert plan(mine, pool, parse_owners(["alice"], pool), "h1", "2026-11-28", known_only=True).changed is False
+    assert plan(mine, pool, parse_owners(["alice", "bob"], pool), "h1", "2026-11-28", known_only=True) is None
+    grow = parse_owners([{"name": "alice", "count": 70000}], pool)
+    assert plan(mine, pool, grow, "h1", "2026-11-28", known_only=True) is None
+    release = parse_owners([{"name": "alice", "state": "released"}], pool)
+    assert plan(mine, pool, release, "h1", "2026-11-28", known_only=True).changed is True
