@@ -22,7 +22,7 @@ description:
     ranges are equal, and the ranges are free in the ledger and safe. Safe means not below the
     floor, not reserved, not over a host ID, and not overlapping another owner.
   - Anything else is a conflict. The owner, the hosts and the proposed fix are reported. Such an
-    owner is held, which means it is listed in RV(held) for role M(fleetid.subid.subids) to leave
+    owner is held, which means it is listed in RV(held) for role P(fleetid.subid.subids#role) to leave
     alone, unless it is listed in O(remap). Moving a range strands the owner's container storage.
 author:
   - fleetid.subid maintainers (@fleetid)
