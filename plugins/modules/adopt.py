@@ -27,10 +27,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  pool:
-    description: The pool, as for M(fleetid.subid.allocate).
-    type: dict
-    required: true
   hosts:
     description: Hosts whose entries to consider, for example C(ansible_play_hosts_all).
     type: list
@@ -46,22 +42,19 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - fleetid.subid.pool
   - fleetid.subid.ledger
   - fleetid.subid.ledger.lock
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: Reports what would be adopted and writes nothing.
+    details: Reports what would be adopted and writes nothing.
   diff_mode:
     support: none
-    description: The adopted blocks are returned instead.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: The adopted blocks are returned instead.
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.subid_info

@@ -30,10 +30,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  pool:
-    description: The pool, as for M(fleetid.subid.allocate).
-    type: dict
-    required: true
   hosts:
     description: Hosts to report on, for example C(ansible_play_hosts_all).
     type: list
@@ -56,21 +52,18 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - fleetid.subid.pool
   - fleetid.subid.ledger
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: It only reads, and writes the report even in check mode.
+    details: It only reads, and writes the report even in check mode.
   diff_mode:
     support: none
-    description: Nothing on the hosts changes.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: Nothing on the hosts changes.
 seealso:
   - module: fleetid.subid.subid_info
 """
