@@ -80,7 +80,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 adopted:
   description: Blocks recorded in the ledger as they were on the hosts.
   returned: success

@@ -120,7 +120,7 @@ seealso:
 EXAMPLES = r"""
 - name: Allocate this host's subordinate ID blocks
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool:
       ranges:
         - {start: 100000, count: 600000000}
@@ -140,14 +140,14 @@ EXAMPLES = r"""
 
 - name: Put a departed user's blocks in quarantine (never reused while their files may exist)
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool: "{{ subid_pool }}"
     owners:
       - {name: carol, state: released}
 
 - name: Return them to the pool once the user's files are gone
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool: "{{ subid_pool }}"
     owners:
       - {name: carol, state: reclaimed}
@@ -212,7 +212,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 floor:
   description:
     - The pool's floor, for the host module's O(fleetid.subid.subid#module:floor), so that the host

@@ -78,7 +78,7 @@ EXAMPLES = r"""
     ledger: "{{ subid_ledger }}"
     pool: "{{ subid_pool }}"
     hosts: "{{ ansible_play_hosts_all }}"
-    report_dir: "{{ inventory_dir }}/reports"
+    report_dir: "{{ inventory_dir }}/../reports"
   run_once: true
 """
 
@@ -87,7 +87,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 summary:
   description: Counts of hosts, blocks, IDs, free space and findings.
   returned: success
@@ -111,5 +111,5 @@ reports:
   returned: success
   type: list
   elements: str
-  sample: [/srv/inventory/reports/subid-audit.json, /srv/inventory/reports/subid-audit.md, /srv/inventory/reports/subid-idspace.svg]
+  sample: [/srv/fleet/reports/subid-audit.json, /srv/fleet/reports/subid-audit.md, /srv/fleet/reports/subid-idspace.svg]
 """
