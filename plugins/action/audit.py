@@ -19,7 +19,22 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service impor
 
 ARGUMENT_SPEC = {
     "ledger": {"type": "str", "required": True},
-    "pool": {"type": "dict", "required": True},
+    "pool": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "ranges": {
+                "type": "list", "elements": "dict", "required": True,
+                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
+            },
+            "reserved": {
+                "type": "list", "elements": "dict", "default": [],
+                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
+            },
+            "block_size": {"type": "int", "default": 65536},
+            "floor": {"type": "int", "default": 1000},
+        },
+    },
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_audit_info"},
     "owners_var": {"type": "str", "default": "subid_owners"},

@@ -14,7 +14,9 @@ options:
       - Where the ledger lives. A file path selects the file store, a libpq URI starting with
         V(postgresql://) or V(postgres://) selects the PostgreSQL store.
       - B(File store), for one controller. A YAML file on the controller, for example
-        C({{ playbook_dir }}/ledger/subid-ledger.yml); keep it in git. A missing file is an
+        C({{ inventory_dir }}/../ledger/subid-ledger.yml) in a folder beside the inventory; keep it
+        in git. Never put it (or its lock) inside an inventory folder, where Ansible would read it
+        as inventory. A missing file is an
         empty ledger and is created on the first allocation. Its folder must exist. Writers
         lock C(<ledger>.lock) beside it; keep the lock file out of version control.
       - B(PostgreSQL store), for several controllers (AWX/AAP, CI runners, several admins),

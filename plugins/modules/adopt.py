@@ -22,15 +22,11 @@ description:
     ranges are equal, and the ranges are free in the ledger and safe. Safe means not below the
     floor, not reserved, not over a host ID, and not overlapping another owner.
   - Anything else is a conflict. The owner, the hosts and the proposed fix are reported. Such an
-    owner is held, which means it is listed in RV(held) for role M(fleetid.subid.subids) to leave
+    owner is held, which means it is listed in RV(held) for role P(fleetid.subid.subids#role) to leave
     alone, unless it is listed in O(remap). Moving a range strands the owner's container storage.
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  pool:
-    description: The pool, as for M(fleetid.subid.allocate).
-    type: dict
-    required: true
   hosts:
     description: Hosts whose entries to consider, for example C(ansible_play_hosts_all).
     type: list
@@ -46,22 +42,19 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - fleetid.subid.pool
   - fleetid.subid.ledger
   - fleetid.subid.ledger.lock
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: Reports what would be adopted and writes nothing.
+    details: Reports what would be adopted and writes nothing.
   diff_mode:
     support: none
-    description: The adopted blocks are returned instead.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: The adopted blocks are returned instead.
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.subid_info
@@ -87,7 +80,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 adopted:
   description: Blocks recorded in the ledger as they were on the hosts.
   returned: success

@@ -53,56 +53,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  pool:
-    description: Where blocks come from.
-    type: dict
-    required: true
-    suboptions:
-      ranges:
-        description:
-          - The ranges to allocate from, each C({start, count}). They must not overlap or reach below O(pool.floor).
-          - Keep them below 2^31. Some programs treat larger IDs as negative numbers.
-          - Keep them away from UIDs and GIDs that any host or directory service uses.
-        type: list
-        elements: dict
-        required: true
-        suboptions:
-          start:
-            description: First ID of the range.
-            type: int
-            required: true
-          count:
-            description: Number of IDs in the range.
-            type: int
-            required: true
-      reserved:
-        description:
-          - Ranges never to allocate from, each C({start, count}). Examples are directory-service
-            ID ranges, FreeIPA ranges, and the systemd-nspawn container window.
-          - Adding a reserved range that covers an existing block is an error that names the block.
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          start:
-            description: First ID of the reserved range.
-            type: int
-            required: true
-          count:
-            description: Number of IDs in the reserved range.
-            type: int
-            required: true
-      block_size:
-        description:
-          - Default count for an owner without O(owners[].count), and the alignment of every new block.
-        type: int
-        default: 65536
-      floor:
-        description:
-          - Lowest ID that may ever be allocated. It must be at least 1, because ID 0 is root.
-          - IDs below 1000 belong to system accounts.
-        type: int
-        default: 1000
   owners:
     description:
       - The owners this host needs. Each item is a name, or a mapping with the keys below.
@@ -147,22 +97,19 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - fleetid.subid.pool
   - fleetid.subid.ledger
   - fleetid.subid.ledger.lock
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: Reports what would be allocated, released or reclaimed, and writes nothing.
+    details: Reports what would be allocated, released or reclaimed, and writes nothing.
   diff_mode:
     support: full
-    description: Shows the ledger lines that change. Untouched lines are not shown, because a ledger can hold tens of thousands of blocks.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller; the ledger path is on the controller.
+    details: Shows the ledger lines that change. Untouched lines are not shown, because a ledger can hold tens of thousands of blocks.
 notes:
   - After an owner's ranges change on a host, rootless Podman needs C(podman system migrate) as
     that owner before it uses the new map.
@@ -177,7 +124,7 @@ seealso:
 EXAMPLES = r"""
 - name: Allocate this host's subordinate ID blocks
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool:
       ranges:
         - {start: 100000, count: 600000000}
@@ -197,14 +144,14 @@ EXAMPLES = r"""
 
 - name: Put a departed user's blocks in quarantine (never reused while their files may exist)
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool: "{{ subid_pool }}"
     owners:
       - {name: carol, state: released}
 
 - name: Return them to the pool once the user's files are gone
   fleetid.subid.allocate:
-    ledger: "{{ inventory_dir }}/subid-ledger.yml"
+    ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     pool: "{{ subid_pool }}"
     owners:
       - {name: carol, state: reclaimed}
@@ -269,7 +216,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 floor:
   description:
     - The pool's floor, for the host module's O(fleetid.subid.subid#module:floor), so that the host

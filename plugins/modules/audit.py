@@ -30,10 +30,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  pool:
-    description: The pool, as for M(fleetid.subid.allocate).
-    type: dict
-    required: true
   hosts:
     description: Hosts to report on, for example C(ansible_play_hosts_all).
     type: list
@@ -56,21 +52,18 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - fleetid.subid.pool
   - fleetid.subid.ledger
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: It only reads, and writes the report even in check mode.
+    details: It only reads, and writes the report even in check mode.
   diff_mode:
     support: none
-    description: Nothing on the hosts changes.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: Nothing on the hosts changes.
 seealso:
   - module: fleetid.subid.subid_info
 """
@@ -85,7 +78,7 @@ EXAMPLES = r"""
     ledger: "{{ subid_ledger }}"
     pool: "{{ subid_pool }}"
     hosts: "{{ ansible_play_hosts_all }}"
-    report_dir: "{{ inventory_dir }}/reports"
+    report_dir: "{{ inventory_dir }}/../reports"
   run_once: true
 """
 
@@ -94,7 +87,7 @@ ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened
   type: str
-  sample: /srv/inventory/subid-ledger.yml
+  sample: /srv/fleet/ledger/subid-ledger.yml
 summary:
   description: Counts of hosts, blocks, IDs, free space and findings.
   returned: success
@@ -118,5 +111,5 @@ reports:
   returned: success
   type: list
   elements: str
-  sample: [/srv/inventory/reports/subid-audit.json, /srv/inventory/reports/subid-audit.md, /srv/inventory/reports/subid-idspace.svg]
+  sample: [/srv/fleet/reports/subid-audit.json, /srv/fleet/reports/subid-audit.md, /srv/fleet/reports/subid-idspace.svg]
 """

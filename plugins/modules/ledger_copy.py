@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: ledger_copy
 short_description: Copy the subordinate ID ledger between a file and PostgreSQL
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Imports a file ledger into PostgreSQL when a fleet moves to several controllers, and exports
     a PostgreSQL ledger to the canonical YAML file, for review in git.
@@ -45,21 +45,17 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - fleetid.subid.ledger.lock
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: Reports whether the copy would change the destination, and writes nothing.
+    details: Reports whether the copy would change the destination, and writes nothing.
   diff_mode:
     support: partial
-    description: Says how many blocks would be copied; a ledger can hold tens of thousands of blocks.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: Says how many blocks would be copied; a ledger can hold tens of thousands of blocks.
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.ledger_info

@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: ledger_info
 short_description: Read blocks from the subordinate ID ledger
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Returns the ledger's blocks, all of them or those of some owners or in one state, from the
     file store or the PostgreSQL store. Playbooks use it instead of reading the ledger's format.
@@ -32,21 +32,17 @@ options:
     choices: [active, quarantined, any]
     default: any
 extends_documentation_fragment:
+  - fleetid.subid.attributes.controller
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - fleetid.subid.ledger
 attributes:
-  action:
-    support: full
-    description: All the work happens in the action plugin, on the controller.
   check_mode:
     support: full
-    description: It only reads.
+    details: It only reads.
   diff_mode:
     support: none
-    description: It changes nothing.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller.
+    details: It changes nothing.
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.ledger_copy

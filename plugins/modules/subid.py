@@ -141,7 +141,7 @@ notes:
   - The files are written even when C(/etc/nsswitch.conf) names a C(subid:) source other than files.
     M(fleetid.subid.subid_info) reports that source.
   - After an owner's ranges change, rootless Podman needs C(podman system migrate) as that owner.
-    Role M(fleetid.subid.subids) does this through a handler.
+    Role P(fleetid.subid.subids#role) does this through a handler.
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.subid_info

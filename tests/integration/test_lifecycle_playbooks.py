@@ -32,8 +32,9 @@ def write_vars(tmp_path, **values):
 
 
 def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
-    name = "fo" + uuid.uuid4().hex[:6]
-    varfile = write_vars(tmp_path, subid_accounts=[{"name": name, "uid": 2901, "count": 131072}],
+    name, member = "fo" + uuid.uuid4().hex[:6], "fz" + uuid.uuid4().hex[:6]  # allocated in name order
+    varfile = write_vars(tmp_path, subid_accounts=[{"name": name, "uid": 2901, "count": 131072},
+                                                   {"name": member, "uid": 2902, "groups": ["users"]}],
                          rootless_podman_install=False,
                          rootless_podman_run_options=["--network", "none", "--runtime", "runc",
                                                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
@@ -41,14 +42,21 @@ def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
     try:
         first = run_playbook(playbook, "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
         assert "changed=0" not in first.stdout
+        # An account without groups is no reason for a warning ('append' without 'groups').
+        assert "[WARNING]" not in first.stdout + first.stderr, first.stdout + first.stderr
         assert "rootless Podman works for %s" % name in first.stdout
         assert "%s:9000000:131072\n" % name in Path("/etc/subuid").read_text()
         assert subprocess.check_output(["id", "-u", name]).strip() == b"2901"
+        assert subprocess.check_output(["id", "-nG", name]).split() == [name.encode()]
+        assert set(subprocess.check_output(["id", "-nG", member]).split()) == {member.encode(), b"users"}
         second = run_playbook(playbook, "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
         assert "changed=0" in second.stdout, second.stdout
+        assert "[WARNING]" not in second.stdout + second.stderr, second.stdout + second.stderr
     finally:
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        for account in (name, member):
+            subprocess.run(["pkill", "-KILL", "-u", account], check=False)
+            subprocess.run(["userdel", "--remove", account], check=False, capture_output=True)
+            subprocess.run(["groupdel", account], check=False, capture_output=True)
 
 
 def test_audit_exit_status_follows_critical_findings(tmp_path, real_files):

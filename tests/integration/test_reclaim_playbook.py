@@ -60,14 +60,32 @@ def test_a_file_owned_by_a_released_id_stops_the_reclaim(tmp_path):
     before = (tmp_path / "subid-ledger.yml").read_bytes()
     proc = reclaim(varfile)
     assert proc.returncode != 0
-    assert str(leftover) in proc.stdout
+    # The refusal names the host, the block's owner, the file and its IDs, not just "failed".
+    assert "Not reclaiming: files on localhost are still owned by IDs of released blocks" in proc.stdout
+    assert "dave 165536+65536: %s (uid 166536, gid 0)" % leftover in proc.stdout
     assert (tmp_path / "subid-ledger.yml").read_bytes() == before
 
     os.chown(leftover, 0, 165536 + 5)  # a group ID in the block counts too
-    assert reclaim(varfile).returncode != 0
+    proc = reclaim(varfile)
+    assert proc.returncode != 0
+    assert "dave 165536+65536: %s (uid 0, gid 165541)" % leftover in proc.stdout
 
     leftover.unlink()
     proc = reclaim(varfile)
     assert proc.returncode == 0, proc.stdout
     assert states(tmp_path) == {"alice": "active"}
     assert yaml.safe_load((tmp_path / "subid-ledger.yml").read_text())["blocks"][0]["owner"] == "alice"
+
+
+def test_a_failed_search_stops_the_reclaim_and_says_why(tmp_path):
+    scan, varfile = setup_fleet(tmp_path)
+    evars = json.loads(varfile.read_text())
+    evars["subid_reclaim_scan_paths"] = [str(scan), str(tmp_path / "no-such-folder"), str(tmp_path / "nor-this")]
+    varfile.write_text(json.dumps(evars))
+    before = (tmp_path / "subid-ledger.yml").read_bytes()
+    proc = reclaim(varfile)
+    assert proc.returncode != 0
+    assert "The search for files failed on localhost:" in proc.stdout
+    assert "find: '%s': No such file or directory; find: '%s': No such file or directory" % (
+        tmp_path / "no-such-folder", tmp_path / "nor-this") in proc.stdout
+    assert (tmp_path / "subid-ledger.yml").read_bytes() == before
