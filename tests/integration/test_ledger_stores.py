@@ -297,3 +297,18 @@ def test_check_mode_leaves_no_memo_behind(tmp_path):
     with service.open_ledger(location, cache_dir=str(memo_dir)) as store:
         service.allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
     assert len(list(memo_dir.iterdir())) == 1  # a real run does remember the validated ledger
+
+
+def test_a_refused_commit_is_surfaced_as_a_bug_and_writes_nothing(pg_ledger):
+    """Should a plan ever propose an overlap, the database refuses it and the caller hears so."""
+    from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change
+
+    run(pg_ledger, ["alice"])
+    before = state(pg_ledger)
+    rogue = Block("mallory", "fleet", 130000, 10, "active", TODAY, None, 0)
+    fine = Block("bob", "fleet", 900000, 10, "active", TODAY, None, 0)
+    with pytest.raises(LedgerError, match="the database refused the change \\(a bug: please report it\\); "
+                                          "nothing was written.*blocks_never_overlap"):
+        with service.open_ledger(pg_ledger) as store, store.transaction() as txn:
+            txn.commit([], [], Change([fine, rogue], [], []))
+    assert state(pg_ledger) == before
