@@ -9,6 +9,7 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError, parse_pool
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
@@ -16,27 +17,12 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import adopt, open_ledger
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "str", "required": True},
-    "pool": {
-        "type": "dict",
-        "required": True,
-        "options": {
-            "ranges": {
-                "type": "list", "elements": "dict", "required": True,
-                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
-            },
-            "reserved": {
-                "type": "list", "elements": "dict", "default": [],
-                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
-            },
-            "block_size": {"type": "int", "default": 65536},
-            "floor": {"type": "int", "default": 1000},
-        },
-    },
+    "ledger": specs.LEDGER,
+    "pool": specs.POOL,
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_adoption_info"},
     "remap": {"type": "list", "elements": "str", "default": []},
-    "lock_timeout": {"type": "float", "default": 60.0},
+    "lock_timeout": specs.LOCK_TIMEOUT,
 }
 
 

@@ -9,6 +9,7 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     AllocationError,
     parse_owners,
@@ -19,26 +20,12 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import Le
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, render_block
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
 
-_RANGE_SPEC = {
-    "start": {"type": "int", "required": True},
-    "count": {"type": "int", "required": True},
-}
-
 ARGUMENT_SPEC = {
-    "ledger": {"type": "str", "required": True},
-    "pool": {
-        "type": "dict",
-        "required": True,
-        "options": {
-            "ranges": {"type": "list", "elements": "dict", "required": True, "options": _RANGE_SPEC},
-            "reserved": {"type": "list", "elements": "dict", "default": [], "options": _RANGE_SPEC},
-            "block_size": {"type": "int", "default": 65536},
-            "floor": {"type": "int", "default": 1000},
-        },
-    },
+    "ledger": specs.LEDGER,
+    "pool": specs.POOL,
     "owners": {"type": "list", "elements": "raw", "required": True},
     "hold": {"type": "list", "elements": "str", "default": []},
-    "lock_timeout": {"type": "float", "default": 60.0},
+    "lock_timeout": specs.LOCK_TIMEOUT,
 }
 
 

@@ -10,6 +10,7 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
@@ -18,23 +19,8 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "str", "required": True},
-    "pool": {
-        "type": "dict",
-        "required": True,
-        "options": {
-            "ranges": {
-                "type": "list", "elements": "dict", "required": True,
-                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
-            },
-            "reserved": {
-                "type": "list", "elements": "dict", "default": [],
-                "options": {"start": {"type": "int", "required": True}, "count": {"type": "int", "required": True}},
-            },
-            "block_size": {"type": "int", "default": 65536},
-            "floor": {"type": "int", "default": 1000},
-        },
-    },
+    "ledger": specs.LEDGER,
+    "pool": specs.POOL,
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_audit_info"},
     "owners_var": {"type": "str", "default": "subid_owners"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import copy, describe, open_ledger
@@ -15,7 +16,7 @@ ARGUMENT_SPEC = {
     "src": {"type": "str", "required": True},
     "dest": {"type": "str", "required": True},
     "replace": {"type": "bool", "default": False},
-    "lock_timeout": {"type": "float", "default": 60.0},
+    "lock_timeout": specs.LOCK_TIMEOUT,
 }
 
 

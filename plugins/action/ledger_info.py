@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {
-    "ledger": {"type": "str", "required": True},
+    "ledger": specs.LEDGER,
     "owners": {"type": "list", "elements": "str", "default": []},
     "state": {"type": "str", "choices": ["active", "quarantined", "any"], "default": "any"},
 }
