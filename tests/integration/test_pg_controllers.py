@@ -21,6 +21,7 @@ from test_allocate_playbook import PLAYBOOK
 from test_lifecycle_playbooks import PODMAN_ENV, real_files, write_vars  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as service
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
 
 POOL = {"ranges": [{"start": 100000, "count": 600000000}]}
 
@@ -201,3 +202,24 @@ def test_onboard_and_audit_through_the_roles_with_the_postgresql_ledger(tmp_path
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def test_ledger_copy_through_ansible_import_again_and_export(tmp_path, pg_ledger, run_module):
+    source = tmp_path / "subid-ledger.yml"
+    pool = parse_pool(POOL)
+    with service.open_ledger(str(source)) as store:
+        service.allocate(store, pool, parse_owners(["alice", "bob"], pool), "h1", "2026-11-28")
+    checked = run_module("fleetid.subid.ledger_copy", {"src": str(source), "dest": pg_ledger}, check_mode=True)
+    assert checked["changed"] is True and checked["blocks"] == 2 and ledger_blocks(pg_ledger) == []
+    copied = run_module("fleetid.subid.ledger_copy", {"src": str(source), "dest": pg_ledger}, diff=True)
+    assert copied["changed"] is True and PASSWORD not in json.dumps(copied)
+    assert copied["dest"].startswith("postgresql://fleetid@127.0.0.1:")
+    again = run_module("fleetid.subid.ledger_copy", {"src": str(source), "dest": pg_ledger})
+    assert again["changed"] is False
+    export = tmp_path / "export.yml"
+    run_module("fleetid.subid.ledger_copy", {"src": pg_ledger, "dest": str(export)})
+    assert export.read_text().splitlines()[-2:] == source.read_text().splitlines()[-2:]
+    listed = run_module("fleetid.subid.ledger_info", {"ledger": pg_ledger, "owners": ["bob"]})
+    assert [(b["owner"], b["start"], b["state"]) for b in listed["blocks"]] == [("bob", 165536, "active")]
+    refused = run_module("fleetid.subid.ledger_copy", {"src": pg_ledger, "dest": pg_ledger})
+    assert refused["failed"] and "src and dest are the same ledger" in refused["msg"]
