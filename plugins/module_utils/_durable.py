@@ -23,16 +23,24 @@ import re
 import tempfile
 
 
-def write_durably(path, data, default_mode=0o644):
+def write_durably(path, data, default_mode=0o644, tmp=None):
     """A temp file in the same folder with ``data``, owner and mode of the file it
-    replaces, flushed to disk; returns its path for an atomic rename."""
+    replaces, flushed to disk; returns its path for an atomic rename.
+
+    The temp file gets a fresh name carrying the writer's pid (``remove_stale_temps``
+    finds those of killed writers), or, with ``tmp``, exactly that name, created
+    exclusively and never through a link.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     try:
         st = os.stat(path)
         mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     except FileNotFoundError:
         mode, uid, gid = default_mode, 0, 0
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s.tmp%d." % (os.path.basename(path), os.getpid()))
+    if tmp is None:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s.tmp%d." % (os.path.basename(path), os.getpid()))
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -269,7 +269,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir, write_durably
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     LockError,
     check_folder,
@@ -370,25 +370,7 @@ def write_temp(path, data):
     """``temp_path(path)`` holding ``data`` with the owner and mode of ``path`` (a new file
     is 0644 root:root, as shadow makes it), flushed to disk; created exclusively, never
     through a link."""
-    tmp = temp_path(path)
-    try:
-        st = os.lstat(path)
-        mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-    except FileNotFoundError:
-        mode, uid, gid = 0o644, 0, 0
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            if os.geteuid() == 0:
-                os.fchown(handle.fileno(), uid, gid)
-            os.fsync(handle.fileno())
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return tmp
+    return write_durably(path, data, 0o644, tmp=temp_path(path))
 
 
 def swap_in(module, tmp, path):

@@ -70,10 +70,6 @@ class FileStore:
             return None
         digest = hashlib.sha256(text.encode()).digest()
         try:
-            remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
-        except OSError:
-            pass  # no cache folder yet
-        try:
             with open(self.memo_path, "rb") as handle:
                 data = handle.read()
         except OSError:
@@ -100,7 +96,7 @@ class FileStore:
         data = _MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + numbers.tobytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
-            remove_stale_temps(self.memo_path)
+            remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
             replace_file(self.memo_path, data, 0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
