@@ -142,7 +142,7 @@ def test_a_lock_path_that_is_not_a_regular_file_of_its_own_is_refused(tmp_path, 
     assert "carol" not in store.read()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
+@pytest.mark.needs_root  # chown to another user: without root this fails, it does not skip
 def test_a_lock_file_owned_by_someone_else_is_refused(tmp_path):
     store = seeded(tmp_path)
     os.chown(store.lock_path, NOBODY, NOBODY)
@@ -151,7 +151,7 @@ def test_a_lock_file_owned_by_someone_else_is_refused(tmp_path):
     assert "carol" not in store.read()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
+@pytest.mark.needs_root  # chown to another user: without root this fails, it does not skip
 @pytest.mark.parametrize("owner, mode, refused", [
     (NOBODY, 0o755, True),    # its owner can swap the files
     (NOBODY, 0o775, True),    # and so can the group
