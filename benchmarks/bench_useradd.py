@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -94,17 +95,25 @@ def run(cmd):
                                                            (proc.stderr or proc.stdout).strip()))
 
 
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_calls(cmds):
-    start = time.perf_counter()
+    """Wall seconds and the commands' own CPU seconds (user + system) for running ``cmds``
+    one after the other: CPU time is what other work on a shared machine stretches least."""
+    start, cpu = time.perf_counter(), children_cpu()
     for cmd in cmds:
         run(cmd)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def useradd_curve(tmp, sizes, calls):
     """useradd's time per call against the number of accounts, which grows with its
-    square (strcmp over every pair of names, whatever the size of subuid): times ``calls``
-    useradd calls on copies of /etc of each size and fits t = a * accounts^2 + b."""
+    square (perf: mostly strcmp; the size of subuid does not matter): times ``calls``
+    useradd calls on copies of /etc of each size and fits t = a * accounts^2 + b, for wall
+    and for CPU time. Returns the two fitted functions."""
     points = []
     for size in sizes:
         master = os.path.join(tmp, "useradd-master-%d" % size)
@@ -113,20 +122,24 @@ def useradd_curve(tmp, sizes, calls):
         names = ["new%03d" % k for k in range(calls)]
         times = [timed_calls([["useradd", "--prefix", prefix, "-M", "-s", "/usr/sbin/nologin", name]])
                  for name in names]
+        walls, cpus = [t[0] for t in times], [t[1] for t in times]
         for kind in ("subuid", "subgid"):
             got = [line.split(":")[0] for line in lines_of(os.path.join(prefix, "etc", kind)) if line.startswith("new")]
             if got != names:
                 sys.exit("bench_useradd: useradd --prefix did not write the new accounts' ranges to %s/etc/%s: %r"
                          % (prefix, kind, got[:3]))
-        points.append((size, median(times)))
-        print("useradd --prefix, %d accounts (subuid/subgid of %d lines): %.2f s per call, median of %d "
-              "(shadow picks each range, first fit)" % (size, size, median(times), calls), flush=True)
+        points.append((size, median(walls), median(cpus)))
+        print("useradd --prefix, %d accounts (subuid/subgid of %d lines): %.2f s per call (CPU %.2f s), median of %d "
+              "(shadow picks each range, first fit)" % (size, size, median(walls), median(cpus), calls), flush=True)
         shutil.rmtree(prefix)
         shutil.rmtree(master)
-    slope, intercept, r2 = fit([(n * n, t) for n, t in points])
-    text = ("useradd fit: %.3g s per account^2, intercept %.0f ms, R^2 %.4f (linear fit for comparison: R^2 %.4f)"
-            % (slope, intercept * 1000, r2, fit(points)[2]))
-    return (lambda n: slope * n * n + intercept), text
+    fits = []
+    for label, column in (("wall", 1), ("CPU", 2)):
+        slope, intercept, r2 = fit([(p[0] ** 2, p[column]) for p in points])
+        print("useradd fit (%s): %.3g s per account^2, intercept %.0f ms, R^2 %.4f (a straight line: R^2 %.4f)"
+              % (label, slope, intercept * 1000, r2, fit([(p[0], p[column]) for p in points])[2]))
+        fits.append(lambda n, slope=slope, intercept=intercept: slope * n * n + intercept)
+    return fits
 
 
 def lines_of(path):
@@ -151,10 +164,10 @@ def child_apply(spec):
             "subuid_path": os.path.join(spec["etc"], "subuid"), "subgid_path": os.path.join(spec["etc"], "subgid")}
     with patch_module_args(args):
         module = subid.build_module()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time() + children_cpu()
     result = subid.apply(module)[0]
-    took = time.perf_counter() - start
-    print(json.dumps({"seconds": took, "changed": result["changed"], "owners": len(result["subuid"]),
+    took, cpu = time.perf_counter() - start, time.process_time() + children_cpu() - cpu  # with getent's
+    print(json.dumps({"seconds": took, "cpu": cpu, "changed": result["changed"], "owners": len(result["subuid"]),
                       "passwd_lines_seen": accounts}))
 
 
@@ -186,10 +199,10 @@ def main():
         given = [(name, GIVEN_START + k * GIVEN_COUNT) for k, name in enumerate(devs)]
         prefix = fresh_prefix(tmp, "usermod", master)
         span = ["%d-%d" % (start, start + GIVEN_COUNT - 1) for name, start in given]
-        usermod = timed_calls([["usermod", "--prefix", prefix, "--add-subuids", s, "--add-subgids", s, name]
-                               for (name, start), s in zip(given, span)])
-        print("usermod --prefix --add-subuids/--add-subgids, %d existing accounts: %.2f s, %.1f ms per account"
-              % (owners, usermod, usermod / owners * 1000))
+        usermod, usermod_cpu = timed_calls([["usermod", "--prefix", prefix, "--add-subuids", s, "--add-subgids", s,
+                                             name] for (name, start), s in zip(given, span)])
+        print("usermod --prefix --add-subuids/--add-subgids, %d existing accounts: %.2f s (CPU %.2f s), "
+              "%.1f ms per account" % (owners, usermod, usermod_cpu, usermod / owners * 1000))
 
         # The module: the same owners and ranges, one call.
         module_prefix = fresh_prefix(tmp, "module", master)
@@ -204,9 +217,10 @@ def main():
         child = json.loads(proc.stdout.strip().splitlines()[-1])
         if not child["changed"] or child["owners"] != owners or child["passwd_lines_seen"] != accounts + owners + 1:
             sys.exit("bench_useradd: unexpected module result %r" % child)
-        module = child["seconds"]
+        module, module_cpu = child["seconds"], child["cpu"]
         print("subid module apply(), the same %d owners and ranges, both files, one call (in a mount namespace "
-              "seeing the copy's %d accounts): %.2f s" % (owners, child["passwd_lines_seen"], module))
+              "seeing the copy's %d accounts): %.2f s (CPU %.2f s, getent included)"
+              % (owners, child["passwd_lines_seen"], module, module_cpu))
 
         for kind in ("subuid", "subgid"):
             theirs = Path(prefix, "etc", kind).read_bytes()
@@ -214,15 +228,17 @@ def main():
             if theirs != ours:
                 sys.exit("bench_useradd: usermod's %s and the module's differ: %s vs %s" % (kind, prefix, etc))
         print("usermod's and the module's subuid and subgid files are byte-for-byte the same")
-        print("\nratio usermod / module: %.1fx" % (usermod / module))
+        print("\nratio usermod / module: %.1fx wall, %.1fx CPU" % (usermod / module, usermod_cpu / module_cpu))
 
         # useradd: shadow chooses the ranges. Far too slow for 100 calls at this size, so
         # timed on smaller copies and projected (see useradd_curve).
-        per_call, text = useradd_curve(tmp, useradd_sizes, 2 if opts.quick else 3)
-        print(text)
-        projected = per_call(accounts + owners + 1) * owners
-        print("useradd, %d new accounts at %d accounts, projected: %.0f s (%.1f h); ratio useradd / module: %.0fx"
-              % (owners, accounts, projected, projected / 3600, projected / module))
+        wall_fit, cpu_fit = useradd_curve(tmp, useradd_sizes, 2 if opts.quick else 3)
+        n = accounts + owners + 1
+        projected, projected_cpu = wall_fit(n) * owners, cpu_fit(n) * owners
+        print("useradd, %d new accounts at %d accounts, projected: %.0f s (%.1f h), CPU %.0f s (%.1f h)"
+              % (owners, n, projected, projected / 3600, projected_cpu, projected_cpu / 3600))
+        print("ratio useradd (projected) / module: %.0fx wall, %.0fx CPU"
+              % (projected / module, projected_cpu / module_cpu))
     # Other helpers' tests add real accounts meanwhile, so look for this script's names only.
     ours = re.compile(r"\A(dev|new)\d{3}\Z")
     for name in FILES:
