@@ -370,12 +370,29 @@ class Edit:
         self.path, self.old, self.new = path, old, new
         self.listed, self.removed, self.alias, self.remove = listed, removed, alias, remove
         self._others = None
+        self._columns = _NOT_READ
 
     @property
     def others(self):
         if self._others is None:
             self._others = [] if self.remove else other_entries(self.old, self.alias)
         return self._others
+
+    @property
+    def columns(self):
+        """fast_columns of the old text, read once."""
+        if self._columns is _NOT_READ:
+            self._columns = fast_columns(self.old)
+        return self._columns
+
+    def share_reading(self, other):
+        """Take ``other``'s bulk reading when both edits start from the same text (a subgid
+        file kept in step with the subuid file): it depends on the text alone."""
+        if other.old == self.old:
+            self._columns = other.columns
+
+
+_NOT_READ = object()
 
 
 def other_entries(text, alias):
@@ -692,7 +709,7 @@ def overlapping_others(edit, starts, ends):
     """The entries of ``edit.others`` whose range overlaps one of the disjoint ranges
     ``[starts[j], ends[j])`` (sorted), in file order. A file in fast_form is checked on its
     columns of numbers, without an Entry for each line."""
-    columns = None if edit.remove or edit._others is not None else fast_columns(edit.old)
+    columns = None if edit.remove or edit._others is not None else edit.columns
     if columns is None:
         for entry in edit.others:
             taken = entry.range

@@ -343,9 +343,10 @@ def read_text(path):
     return "" if data is None else data.decode("utf-8", "surrogateescape")
 
 
-def plan(module, kind, path, items, cache=None):
+def plan(module, kind, path, items, cache=None, previous=None):
     """The Edit of one file; raises SubidError on any refusal. Reads the file: call it
-    with the locks held when the result will be written. ``cache``: see account()."""
+    with the locks held when the result will be written. ``cache``: see account();
+    ``previous``: the Edit of the other file, whose reading is reused when the texts match."""
     params = module.params
     remove = params["state"] == "absent"
     if remove:
@@ -356,6 +357,8 @@ def plan(module, kind, path, items, cache=None):
     if not remove and edit.new != edit.old:
         database, word = KINDS[kind]
         ids, names, own = [], {}, {}
+        if previous is not None:
+            edit.share_reading(previous)
         if params["check_host_ids"]:
             ids, names = host_ids(module, database)
             for name in wanted:
@@ -525,7 +528,9 @@ def apply(module):
         result["repaired"] = recover(module, journal, first, second, paths)
         # Plan both files before writing either: a refusal writes nothing at all.
         cache = {}  # owner field -> pwd entry, for this run (the locks keep useradd out)
-        plans = [(kind, plan(module, kind, path, items, cache)) for kind, path, items in targets]
+        plans = []
+        for kind, path, items in targets:
+            plans.append((kind, plan(module, kind, path, items, cache, plans[-1][1] if plans else None)))
         changed_owners = set()
         for kind, edit in plans:
             changed = edit.old != edit.new

@@ -233,3 +233,19 @@ def test_journal_bytes_are_the_json_of_the_journal(old, path):
         "second": {"path": "/etc/subgid", "old_sha256": digest(b"x"), "new_sha256": digest(b"y")},
     }, sort_keys=True) + "\n").encode()
     assert subid_file.read_journal(data)["first"]["old"] == old
+
+
+def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alike():
+    text = "bob:100000:65536\nzed:300000:10\n"
+    wanted = desired_entries([{"name": "alice", "start": 150000, "count": 10}], 1000, "subgid")
+    first = edit_text("/etc/subuid", text, wanted, aliases_of)
+    same = edit_text("/etc/subgid", text, wanted, aliases_of)
+    other = edit_text("/etc/subgid", text.replace("zed", "amy"), wanted, aliases_of)
+    same.share_reading(first)
+    other.share_reading(first)
+    assert same.columns is first.columns and other.columns is not first.columns
+    assert other.columns[0] == ["bob", "amy"]
+    for edit in (first, same, other):
+        with pytest.raises(SubidError, match=r"alice:150000:10 \(new line 3\) overlaps %s line 1 \(bob:100000:65536\)"
+                           % edit.path):
+            check_edit(edit, [], "GID")
