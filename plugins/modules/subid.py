@@ -294,18 +294,25 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 TEMP_SUFFIX = ".fleetid-new"
 
 
-def account(owner):
-    """The pwd entry of an owner field (a name or a numeric UID), or None."""
+def account(owner, cache=None):
+    """The pwd entry of an owner field (a name or a numeric UID), or None. With ``cache``
+    (a dict kept for one run), each owner is looked up once: without nscd every lookup
+    reads the whole /etc/passwd."""
+    if cache is not None and owner in cache:
+        return cache[owner]
     try:
-        return pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
+        entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
     except (KeyError, OverflowError):
-        return None
+        entry = None
+    if cache is not None:
+        cache[owner] = entry
+    return entry
 
 
-def aliases_of(owner):
+def aliases_of(owner, cache=None):
     """Every owner field that means this account: its name and its numeric UID. A name
     without an account is matched only by itself."""
-    entry = account(owner)
+    entry = account(owner, cache)
     return {owner} if entry is None else {owner, entry.pw_name, str(entry.pw_uid)}
 
 
@@ -336,23 +343,26 @@ def read_text(path):
     return "" if data is None else data.decode("utf-8", "surrogateescape")
 
 
-def plan(module, kind, path, items):
+def plan(module, kind, path, items, cache=None, previous=None):
     """The Edit of one file; raises SubidError on any refusal. Reads the file: call it
-    with the locks held when the result will be written."""
+    with the locks held when the result will be written. ``cache``: see account();
+    ``previous``: the Edit of the other file, whose reading is reused when the texts match."""
     params = module.params
     remove = params["state"] == "absent"
     if remove:
         wanted = owners_to_remove(items, kind, path)
     else:
         wanted = desired_entries(items, params["floor"], kind, path)
-    edit = edit_text(path, read_text(path), wanted, aliases_of, remove=remove)
+    edit = edit_text(path, read_text(path), wanted, lambda owner: aliases_of(owner, cache), remove=remove)
     if not remove and edit.new != edit.old:
         database, word = KINDS[kind]
         ids, names, own = [], {}, {}
+        if previous is not None:
+            edit.share_reading(previous)
         if params["check_host_ids"]:
             ids, names = host_ids(module, database)
             for name in wanted:
-                entry = account(name)
+                entry = account(name, cache)
                 if entry is not None:
                     own[name] = entry.pw_uid if kind == "subuid" else entry.pw_gid
         check_edit(edit, ids, word, own_ids=own, id_names=names)
@@ -517,7 +527,10 @@ def apply(module):
     with locks as held:
         result["repaired"] = recover(module, journal, first, second, paths)
         # Plan both files before writing either: a refusal writes nothing at all.
-        plans = [(kind, plan(module, kind, path, items)) for kind, path, items in targets]
+        cache = {}  # owner field -> pwd entry, for this run (the locks keep useradd out)
+        plans = []
+        for kind, path, items in targets:
+            plans.append((kind, plan(module, kind, path, items, cache, plans[-1][1] if plans else None)))
         changed_owners = set()
         for kind, edit in plans:
             changed = edit.old != edit.new
@@ -529,7 +542,7 @@ def apply(module):
             if changed:
                 fields = {line.split(":", 1)[0] for line in added + removed}
                 changed_owners.update(item["name"] for item in params[kind]
-                                      if aliases_of(item["name"]) & fields)
+                                      if aliases_of(item["name"], cache) & fields)
         result["changed_owners"] = sorted(changed_owners)
         result["changed"] = any(f["changed"] for f in result["files"].values()) or bool(result["repaired"])
         edits = [edit for kind, edit in plans if edit.old != edit.new]

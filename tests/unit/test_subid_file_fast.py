@@ -1,0 +1,251 @@
+"""The fast readers of subid_file against the exact one, so that a divergence fails.
+
+The module reads a big file in two fast ways: edit_text finds a listed owner's lines with
+one regex search and copies the rest unread (_edit_spliced), and check_edit reads the
+numbers of a file in fast_form in bulk (fast_columns). Both must give exactly what
+reading every line with shadow's reader gives (shadow_records, read_line, _edit_records):
+on every line the edge-case tests of test_shadow_reading.py and test_subid_file.py use,
+and on random files built from those lines and from random bytes.
+"""
+
+import itertools
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.fleetid.subid.plugins.module_utils import subid_file
+from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
+    SubidError,
+    _edit_records,
+    _edit_spliced,
+    _needs_model,
+    check_edit,
+    desired_entries,
+    edit_text,
+    fast_columns,
+    fast_form,
+    other_entries,
+    read_line,
+    shadow_records,
+)
+
+import test_shadow_reading  # noqa: E402  (tests/unit is on sys.path, as for allocation_model)
+import test_subid_file
+
+
+def _strings_in(module):
+    """Every string a parametrized test of ``module`` runs on."""
+    found = set()
+    for name in dir(module):
+        for mark in getattr(getattr(module, name), "pytestmark", []):
+            if mark.name == "parametrize":
+                for value in mark.args[1]:
+                    found.update(v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, str))
+    return found
+
+
+EDGE_LINES = sorted(line for line in _strings_in(test_shadow_reading) | _strings_in(test_subid_file)
+                    if ":" in line or line.startswith("#")) + [
+    "alice:18446744073709551615:1", "alice:18446744073709551616:1", "alice:9999999999:1",
+    "alice:10000000000:1", "alice:99999999999999999999:1", "alice:4294967295:1", "alice:4294967294:1",
+    "alice:0:1", "alice:00:1", "alice:1:00", "alice:1:0", "alice::1", "alice:1:", ":1:2", "alice:1:2:",
+    "alice:1:2:3", "#alice:1:2", " alice:1:2", "alice :1:2", "al ice:1:2", "al\x0bice:1:2", "al\x1cice:1:2",
+    "ali\u00e9e:1:2", "+alice:1:2", "-alice:1:2", "a+b:1:2", "a-b:1:2", "a#b:1:2", "alice:1:2\r",
+    "alice:+1:2", "alice:-1:2", "alice:0x10:2", "alice:010:2", "alice:1:\t2", "alice:\xa01:2",
+    "alice:\u0661:2", "x" * 255 + ":1:2", "x" * 256 + ":1:2", "x" * 1011 + ":100000:65536",
+    "x" * 1012 + ":100000:65536", "", " ", "#", "# a comment: with:colons", "\r", "alice:1:2\x00junk",
+]
+OWNERS = ["alice", "bob", "2001", "2002", "zed", "x" * 255]
+ACCOUNTS = {"alice": "2001", "bob": "2002"}
+
+
+def aliases_of(owner):
+    for name, uid in ACCOUNTS.items():
+        if owner in (name, uid):
+            return {name, uid}
+    return {owner}
+
+
+def exact_entries(text):
+    """(owner, start, count, line, ignored) of every entry, by the reference reader."""
+    records, unreadable = shadow_records(text)
+    entries = []
+    for first, raws, body in records:
+        joined = "joined" if len(raws) > 1 else None
+        entry = read_line(body, first, first + len(raws) - 1 if joined else None, joined)
+        if entry is not None:
+            entries.append((entry.owner, entry.start, entry.count, entry.line, entry.ignored))
+    return entries
+
+
+def fast_entries(text):
+    columns = fast_columns(text)
+    if columns is None:
+        return None
+    owners, starts, counts, line_of = columns
+    return [(owner, start, count, line_of(i), False) for i, (owner, start, count)
+            in enumerate(zip(owners, starts, counts))]
+
+
+def check_all_readers_agree(text):
+    exact = exact_entries(text)
+    # parse_line (the module's reader, with its canonical shortcut) is read_line.
+    records, unreadable = shadow_records(text)
+    assert [(e.owner, e.start, e.count, e.line, e.ignored) for e in map(subid_file.parse_record, records)
+            if e is not None] == exact
+    fast = fast_entries(text)
+    if fast is not None:
+        assert fast == exact
+        assert all(entry[1] < 1 << 34 and entry[2] >= 1 for entry in fast)  # no wrap, a range each
+    for owner, wanted in itertools.product(["alice", "bob", "carol"], [[(100000, 65536)], [(7000, 1), (5000000, 10)]]):
+        check_edits_agree(text, owner, wanted)
+
+
+def check_edits_agree(text, owner, ranges):
+    items = [{"name": owner, "start": start, "count": count} for start, count in ranges]
+    wanted = desired_entries(items, 1000, "subuid")
+    alias = subid_file._aliases(wanted, aliases_of)
+    records, unreadable = shadow_records(text)
+    for remove in (False, True):
+        exact = _edit_records(text, records, wanted, alias, remove)
+        if not _needs_model(text):
+            assert _edit_spliced(text, wanted, alias, remove) == exact
+    try:
+        edit = edit_text("/etc/subuid", text, wanted, aliases_of)
+    except SubidError:
+        assert _needs_model(text)  # only shadow's joined lines refuse an edit outright
+        return
+    assert edit.new == exact_edit_new(text, records, wanted, alias)
+    # check_edit on the columns of a file in fast_form, and on the exact reader's entries.
+    outcomes = []
+    for force_exact in (False, True):
+        again = edit_text("/etc/subuid", text, wanted, aliases_of)
+        if force_exact:
+            again._others = other_entries(text, again.alias)
+        try:
+            check_edit(again, [0, 1500, 2000], "UID")
+            outcomes.append(None)
+        except SubidError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+def exact_edit_new(text, records, wanted, alias):
+    return _edit_records(text, records, wanted, alias, False)[0]
+
+
+@pytest.mark.parametrize("line", EDGE_LINES)
+@pytest.mark.parametrize("ending", ["", "\n"])
+def test_every_edge_case_line_alone_and_among_others(line, ending):
+    check_all_readers_agree(line + ending)
+    check_all_readers_agree("bob:200000:10\n%s%s" % (line, ending))
+    check_all_readers_agree("# head\nbob:200000:10\n\n%s\nzed:90000:20000%s" % (line, ending))
+
+
+def test_the_edge_cases_were_found():
+    # The tests they come from keep them in parametrize lists; an empty harvest would make
+    # the test above prove little.
+    assert len(_strings_in(test_shadow_reading)) > 15 and "alice:-0:65536" in EDGE_LINES
+
+
+def test_fast_form_takes_the_lines_the_module_writes_and_refuses_each_odd_one():
+    assert fast_form("alice:100000:65536\n# c\n\nbob:0:1\nx" + "y" * 254 + ":4294967295:9999999999")
+    for odd in ["alice:0100000:65536", "alice:+1:2", "alice:1:0", "alice:1:2\r", "+alice:1:2", " alice:1:2",
+                "alice:1:2:3", "alice:10000000000:1", "x" * 256 + ":1:2", "ali\u00e9e:1:2", "alice:1:2\0",
+                "alice:1", "alice", "\t"]:
+        assert not fast_form("bob:1:2\n%s\nzed:3:4\n" % odd), odd
+
+
+def test_fast_form_across_chunks():
+    # Lines across the regex's chunks, and an odd line right after a chunk boundary.
+    lines = ["user%06d:%d:4096" % (i, 100000 + i * 4096) for i in range(20000)]
+    text = "\n".join(lines) + "\n"
+    assert fast_form(text) and fast_entries(text) == exact_entries(text)
+    cut = text.rfind("\n", 0, subid_file._FAST_CHUNK) + 1
+    assert not fast_form(text[:cut] + "bob:01:2\n" + text[cut:])
+    assert not fast_form(text[:cut - 1] + "\r" + text[cut - 1:])
+
+
+name = st.sampled_from(OWNERS + ["carol", "#c", "+x", " alice"])
+number = st.one_of(st.integers(0, 5000000).map(str),
+                   st.sampled_from(["0", "00", "-0", "+5", "0x10", "010", "", "18446744073709551616", "4294967295"]))
+random_line = st.one_of(
+    st.sampled_from(EDGE_LINES),
+    st.builds(lambda n, s, c: "%s:%s:%s" % (n, s, c), name, number, number),
+    st.text(alphabet=":0123456789abx#+- \t\r\x0b\u00e9", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(random_line, max_size=12), st.booleans())
+@example(["alice:1:2", "alice:3:4"], False)
+@example(["bob:1:2", "", "alice:100000:65536"], True)
+def test_random_files(lines, final_newline):
+    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    check_all_readers_agree(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(OWNERS), st.integers(0, 6000000), st.integers(1, 70000)), max_size=30),
+       st.lists(st.tuples(st.sampled_from(["alice", "bob", "carol"]), st.integers(1000, 6000000),
+                          st.integers(1, 70000)), min_size=1, max_size=3))
+def test_random_canonical_files_give_the_same_refusals(lines, wanted):
+    # Files in fast_form, where check_edit reads columns: the same overlaps, in the same order.
+    text = "".join("%s:%d:%d\n" % line for line in lines)
+    assert fast_form(text)
+    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
+    try:
+        want = desired_entries(items, 1000, "subuid")
+    except SubidError:
+        return
+    outcomes = []
+    for force_exact in (False, True):
+        edit = edit_text("/etc/subuid", text, want, aliases_of)
+        if force_exact:
+            edit._others = other_entries(text, edit.alias)
+        try:
+            check_edit(edit, [], "UID")
+            outcomes.append(None)
+        except SubidError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
+@pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old content\\u0000"/subuid', "/t/\u00e9"])
+def test_journal_bytes_are_the_json_of_the_journal(old, path):
+    # journal_bytes splices the base64 of the old content into the JSON instead of letting
+    # json.dumps escape it; the bytes must be what json.dumps makes of the whole journal.
+    import base64
+    import hashlib
+    import json
+
+    def digest(data):
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    new = b"bob:1:2\n"
+    data = subid_file.journal_bytes((path, old, new), ("/etc/subgid", b"x", b"y"))
+    assert data == (json.dumps({
+        "format": "fleetid.subid journal 1",
+        "first": {"path": path, "old": None if old is None else base64.b64encode(old).decode(),
+                  "old_sha256": digest(old), "new_sha256": digest(new)},
+        "second": {"path": "/etc/subgid", "old_sha256": digest(b"x"), "new_sha256": digest(b"y")},
+    }, sort_keys=True) + "\n").encode()
+    assert subid_file.read_journal(data)["first"]["old"] == old
+
+
+def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alike():
+    text = "bob:100000:65536\nzed:300000:10\n"
+    wanted = desired_entries([{"name": "alice", "start": 150000, "count": 10}], 1000, "subgid")
+    first = edit_text("/etc/subuid", text, wanted, aliases_of)
+    same = edit_text("/etc/subgid", text, wanted, aliases_of)
+    other = edit_text("/etc/subgid", text.replace("zed", "amy"), wanted, aliases_of)
+    same.share_reading(first)
+    other.share_reading(first)
+    assert same.columns is first.columns and other.columns is not first.columns
+    assert other.columns[0] == ["bob", "amy"]
+    for edit in (first, same, other):
+        with pytest.raises(SubidError, match=r"alice:150000:10 \(new line 3\) overlaps %s line 1 \(bob:100000:65536\)"
+                           % edit.path):
+            check_edit(edit, [], "GID")
