@@ -70,6 +70,7 @@ class FileStore:
         self._known = None  # (digest, LedgerIndex, text) of the last text validated here
         self._bytes_of = (None, None)  # (text, its bytes) last read or written
         self._found = (None, None, None)  # (text, names, blocks) of the last owner lookup
+        self._loaded = (None, None)  # (text, load(text)) of the last full parse
 
     def validated_index(self, text):
         """The LedgerIndex of ``text`` if this exact text was validated before, else None."""
@@ -262,7 +263,7 @@ class FileStore:
             return View([], [(0, ID_LIMIT)] if free else None, text, None)
         index = self.validated_index(text)
         if index is None:
-            blocks, canonical = load(text, self.path)
+            blocks, canonical = self._load(text)
             if not canonical:
                 return None
             index = LedgerIndex.build(text, blocks)
@@ -279,9 +280,15 @@ class FileStore:
             return None
         return View(mine, index.free() if free else None, text, index)
 
+    def _load(self, text):
+        """``ledger.load(text)``, parsed once however often this call asks."""
+        if self._loaded[0] is None or self._loaded[0] != text:
+            self._loaded = (text, load(text, self.path))
+        return self._loaded[1]
+
     def snapshot(self):
         text = self.read()
-        blocks, canonical = load(text, self.path)
+        blocks, canonical = self._load(text)
         if canonical:
             self.remember_valid(text, LedgerIndex.build(text, blocks))
         return Snapshot(blocks, text)
@@ -320,7 +327,7 @@ class _FileTransaction:
         if isinstance(before, View):
             spliced = before.index.splice(before.token, change) if before.index is not None else None
             if spliced is None:  # an empty ledger, or a header of its own: rendered whole
-                blocks = apply_change(load(before.token, self.store.path)[0], change)
+                blocks = apply_change(self.store._load(before.token)[0], change)
                 text = render(blocks)
                 index = LedgerIndex.build(text, blocks)
             else:
