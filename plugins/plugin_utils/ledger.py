@@ -358,11 +358,6 @@ class SpanIndex(collections.namedtuple("SpanIndex", "starts ends")):
 
     __slots__ = ()
 
-    @classmethod
-    def of(cls, blocks):
-        """From validated blocks, sorted by start (as ``parse`` returns them)."""
-        return cls([b.start for b in blocks], [b.start + b.count for b in blocks])
-
     def touches(self, start, end):
         """Whether any block has an ID in ``[start, end)``."""
         i = bisect.bisect_right(self.ends, start)
