@@ -1,7 +1,8 @@
 """The two ledger stores side by side: the YAML file and PostgreSQL (a throwaway server
 started here, as in the tests, and stopped at the end).
 
-Run: scripts/bench (or .venv/bin/python benchmarks/bench_ledger_stores.py [--blocks N] [--import])
+Run: scripts/bench (or .venv/bin/python benchmarks/bench_ledger_stores.py [--blocks N] [--import]
+[--only file|postgresql])
 
 The ledger is bench_allocate's: 200,000 blocks of 16,384 IDs. The database is seeded in
 bulk (rows copied, then the exclusion constraint built once; with --import through
@@ -113,6 +114,7 @@ def main():
     parser.add_argument("--blocks", type=int, default=200000)
     parser.add_argument("--import", dest="use_import", action="store_true",
                         help="fill the database through ledger_copy (slow) instead of in bulk")
+    parser.add_argument("--only", choices=["file", "postgresql"], help="measure one store only")
     args = parser.parse_args()
     print(load())
     server = Server()
@@ -134,6 +136,8 @@ def main():
                 print("ledger: %d blocks; database seeded in bulk (COPY, then the constraint): %.1f s"
                       % (len(blocks), wall))
 
+            if args.only:
+                stores = {args.only: stores[args.only]}
             converged = converged_owners(len(blocks))
             figures = {}
             for name, location in stores.items():
