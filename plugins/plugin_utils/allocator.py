@@ -37,6 +37,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     check_owner_name,
     find_overlaps,
     make_range,
+    merge,
     subtract,
     to_int,
 )
@@ -168,17 +169,25 @@ def parse_owners(owners, pool):
 
 class FreeSpace:
     """Free IDs of the pool as sorted intervals ``[start, end)``, each with the start of
-    its pool range (the origin of alignment)."""
+    its pool range (the origin of alignment).
 
-    def __init__(self, pool, taken):
+    ``taken``: the (start, end) of every block; or ``free``: the IDs no block holds, as
+    sorted, disjoint (start, end) pairs (what a store finds without reading every block).
+    """
+
+    def __init__(self, pool, taken=(), free=None):
         self.block_size = pool.block_size
         holes = [(r.start, r.end) for r in pool.reserved]
         holes.append((0, pool.floor))
-        holes.extend(taken)
+        if free is None:
+            holes.extend(taken)
         self.starts = []
         self.intervals = []  # [start, end, origin]
         for rng in pool.ranges:
-            for start, end in subtract([(rng.start, rng.end)], holes):
+            pieces = subtract([(rng.start, rng.end)], holes)
+            if free is not None:
+                pieces = _intersect(pieces, free)
+            for start, end in pieces:
                 self.starts.append(start)
                 self.intervals.append([start, end, rng.start])
         order = sorted(range(len(self.starts)), key=self.starts.__getitem__)
@@ -233,6 +242,19 @@ class FreeSpace:
         return best
 
 
+def _intersect(pieces, free):
+    """The IDs in both lists of sorted, disjoint (start, end) pairs; ``pieces`` is short."""
+    result = []
+    for start, end in pieces:
+        i = max(0, bisect.bisect_right(free, (start,)) - 1)
+        while i < len(free) and free[i][0] < end:
+            lo, hi = max(start, free[i][0]), min(end, free[i][1])
+            if lo < hi:
+                result.append((lo, hi))
+            i += 1
+    return result
+
+
 def check_blocks_against_pool(blocks, pool):
     """Invariant 2 on the ledger as read: nothing below the floor or in a reserved range."""
     floor = pool.floor
@@ -257,7 +279,7 @@ def pool_admits(spans, pool):
     return not any(spans.touches(res.start, res.end) for res in pool.reserved)
 
 
-def plan(blocks, pool, requests, host, today, known_only=False):
+def plan(blocks, pool, requests, host, today, known_only=False, free=None):
     """What the ledger becomes after serving ``requests`` for ``host``.
 
     ``blocks``: the ledger's current blocks; ``pool``: a Pool; ``requests``: Requests;
@@ -266,6 +288,11 @@ def plan(blocks, pool, requests, host, today, known_only=False):
 
     ``known_only``: ``blocks`` holds only the requested owners' blocks, so return None as
     soon as new IDs are needed instead of placing them against those alone.
+
+    ``free``: ``blocks`` holds only the requested owners' blocks (at least), and ``free``
+    lists the IDs no block of the whole ledger holds, as sorted (start, end) pairs: new
+    blocks are placed there, exactly where the whole ledger would place them. The Plan's
+    ``blocks`` are then only those blocks afterwards, not the whole ledger.
     """
     check_blocks_against_pool(blocks, pool)
     names = {req.name for req in requests}
@@ -319,12 +346,14 @@ def plan(blocks, pool, requests, host, today, known_only=False):
     new_by_key = collections.defaultdict(list)
     if pending:
         # Quarantined blocks stay taken; reclaimed ones are free again.
-        taken = [(b.start, b.start + b.count) for b in blocks if id(b) not in removed]
-        free = FreeSpace(pool, taken)
+        if free is None:
+            space = FreeSpace(pool, [(b.start, b.start + b.count) for b in blocks if id(b) not in removed])
+        else:
+            space = FreeSpace(pool, free=merge(list(free) + [(b.start, b.end) for b in reclaimed]))
         for req, key, need in pending:
-            start = free.take(need, KUBELET_IDS_PER_POD if req.name == KUBELET else None)
+            start = space.take(need, KUBELET_IDS_PER_POD if req.name == KUBELET else None)
             if start is None:
-                largest = free.largest_run()
+                largest = space.largest_run()
                 raise AllocationError(
                     "pool exhausted: cannot allocate %d IDs for owner %r (scope %s); the largest "
                     "free run is %s, nothing was written"

@@ -8,39 +8,43 @@ ledger by rename never invalidates the lock) around read, allocate and write. Th
 ledger itself is only ever replaced whole by rename, so a reader without the lock sees
 the old or the new version, never a mix.
 
-A fully validating parse of a 50,000-block ledger takes longer than a converged host's
-call may (100 ms), so the store remembers, per ledger, the SHA-256 of the last canonical
-text it validated together with the spans of its blocks. A text with that digest is
-byte-for-byte one already validated: only the requested owners' lines need reading. Any
-other text (a hand edit, another controller's write) is parsed and validated in full.
-The memo lives in the user's cache folder; losing it only costs time. It is only
-written by a store opened for writing: check mode leaves no trace.
+A fully validating parse of a 200,000-block ledger takes seconds, far longer than a
+converged host's call may (100 ms), so the store remembers, per ledger, the SHA-256 of
+the last canonical text it validated together with that text's ``LedgerIndex`` (the
+spans of its blocks, where each line is, and the blocks in owner order). A text with
+that digest is byte-for-byte one already validated: only the requested owners' lines
+are read, found by binary search. A write into such a text splices the new and changed
+lines into it, each checked on its own (``LedgerIndex.splice``), and remembers the new
+text's digest and index. Any other text (a hand edit, another controller's write, a
+memo lost or damaged) is parsed and validated in full. The memo lives in the user's
+cache folder; losing it only costs time. It is only written by a store opened for
+writing: check mode leaves no trace.
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
 import errno
 import fcntl
 import hashlib
 import os
 import stat
-import sys
 import time
 
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import remove_stale_temps, replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import pool_admits
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     LedgerError,
+    LedgerIndex,
     Snapshot,
-    SpanIndex,
+    View,
+    apply_change,
     load,
-    owner_blocks,
     render,
 )
 
-_MEMO_MAGIC = b"fleetid.subid spans 1\n"
+_MEMO_MAGIC = b"fleetid.subid index 2\n"
 
 
 class LedgerLockTimeout(RuntimeError):
@@ -62,13 +66,19 @@ class FileStore:
             base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
             cache_dir = os.path.join(base, "fleetid.subid")
         name = hashlib.sha256(self.path.encode()).hexdigest()[:32]
-        self.memo_path = os.path.join(cache_dir, "ledger-%s.spans" % name)
+        self.memo_path = os.path.join(cache_dir, "ledger-%s.index" % name)
+        self._known = None  # (digest, LedgerIndex, text) of the last text validated here
+        self._bytes_of = (None, None)  # (text, its bytes) last read or written
+        self._found = (None, None, None)  # (text, names, blocks) of the last owner lookup
+        self._loaded = (None, None)  # (text, load(text)) of the last full parse
 
-    def validated_spans(self, text):
-        """The SpanIndex of ``text`` if this exact text was validated before, else None."""
+    def validated_index(self, text):
+        """The LedgerIndex of ``text`` if this exact text was validated before, else None."""
         if text is None:
             return None
-        digest = hashlib.sha256(text.encode()).digest()
+        if self._known is not None and self._known[2] == text:  # read again in this call
+            return self._known[1]
+        digest = self._digest(text)
         try:
             with open(self.memo_path, "rb") as handle:
                 data = handle.read()
@@ -77,29 +87,28 @@ class FileStore:
         head = len(_MEMO_MAGIC) + len(digest)
         if data[:len(_MEMO_MAGIC)] != _MEMO_MAGIC or data[len(_MEMO_MAGIC):head] != digest:
             return None
-        numbers = array.array("Q")
-        numbers.frombytes(data[head:])
-        if sys.byteorder != "little":
-            numbers.byteswap()
-        half = len(numbers) // 2
-        return SpanIndex(numbers[:half], numbers[half:])
+        index = LedgerIndex.from_bytes(data[head:])
+        if index is not None:
+            self._known = (digest, index, text)
+        return index
 
-    def remember_valid(self, text, blocks):
-        """Record that ``text`` (canonical) was validated and holds ``blocks`` (sorted)."""
+    def remember_valid(self, text, index):
+        """Record that ``text`` (canonical) was validated and is indexed by ``index``."""
+        digest = self._digest(text)
+        self._known = (digest, index, text)  # this call's own later reads
         if self.read_only:
             return
-        spans = SpanIndex.of(blocks)
-        numbers = array.array("Q", spans.starts)
-        numbers.extend(spans.ends)
-        if sys.byteorder != "little":
-            numbers.byteswap()
-        data = _MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + numbers.tobytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
             remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
-            replace_file(self.memo_path, data, 0o600)
+            replace_file(self.memo_path, _MEMO_MAGIC + digest + index.to_bytes(), 0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
+
+    def _digest(self, text):
+        # The bytes read are the text's encoding unless line ends were converted.
+        data = self._bytes_of[1] if self._bytes_of[0] is text else text.encode()
+        return hashlib.sha256(data).digest()
 
     def read(self):
         """The ledger text, or None when there is no ledger file (no blocks yet)."""
@@ -114,7 +123,8 @@ class FileStore:
             raise LedgerError("%s line %d: not valid UTF-8 (byte 0x%02x): the ledger is UTF-8 text"
                               % (self.path, data.count(b"\n", 0, exc.start) + 1, data[exc.start]))
         if "\r" in text:  # as open() in text mode reads it
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            return text.replace("\r\n", "\n").replace("\r", "\n")
+        self._bytes_of = (text, data)
         return text
 
     @contextlib.contextmanager
@@ -237,22 +247,50 @@ class FileStore:
 
     def write(self, text):
         """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
-        replace_file(self.path, text.encode("utf-8"), 0o644)
+        data = text.encode("utf-8")
+        replace_file(self.path, data, 0o644)
+        self._bytes_of = (text, data)
 
     # The store interface of plugin_utils.ledger_service.
 
-    def owner_blocks(self, names, pool):
+    def view(self, names, pool, free=False):
+        """The blocks of ``names`` (and with ``free`` the free IDs), read through the
+        index of a text validated before; a text never seen is validated in full and
+        indexed first. None when the text is not canonical (the caller then reads every
+        block) or a block conflicts with the pool (the full path names it)."""
         text = self.read()
-        spans = self.validated_spans(text)
-        if spans is None or not pool_admits(spans, pool):
+        if text is None:
+            return View([], [(0, ID_LIMIT)] if free else None, text, None)
+        index = self.validated_index(text)
+        if index is None:
+            blocks, canonical = self._load(text)
+            if not canonical:
+                return None
+            index = LedgerIndex.build(text, blocks)
+            self.remember_valid(text, index)
+            mine = [b for b in blocks if b.owner in names]
+        elif self._found[1] == names and self._found[0] == text:  # the same question, again
+            mine = self._found[2]
+        else:
+            mine = index.owner_blocks(text, names)
+            if mine is None:  # the index does not fit the text it was stored for
+                return None
+            self._found = (text, set(names), mine)
+        if not pool_admits(index.spans, pool):
             return None
-        return owner_blocks(text, names)
+        return View(mine, index.free() if free else None, text, index)
+
+    def _load(self, text):
+        """``ledger.load(text)``, parsed once however often this call asks."""
+        if self._loaded[0] is None or self._loaded[0] != text:
+            self._loaded = (text, load(text, self.path))
+        return self._loaded[1]
 
     def snapshot(self):
         text = self.read()
-        blocks, canonical = load(text, self.path)
+        blocks, canonical = self._load(text)
         if canonical:
-            self.remember_valid(text, blocks)
+            self.remember_valid(text, LedgerIndex.build(text, blocks))
         return Snapshot(blocks, text)
 
     @contextlib.contextmanager
@@ -278,8 +316,25 @@ class _FileTransaction:
     def snapshot(self):
         return self.store.snapshot()
 
+    def view(self, names, pool, free=False):
+        return self.store.view(names, pool, free)
+
     def commit(self, before, after, change):
-        del before, change  # the file is rewritten whole
-        text = render(after)
+        """Write the ledger after ``change``. ``before`` is the Snapshot or View planned
+        against; after a View ``after`` holds only its blocks, so the change is spliced
+        into the text the view was read from (or, where that cannot be done, applied to
+        every block of that text and the whole ledger rendered)."""
+        if isinstance(before, View):
+            spliced = before.index.splice(before.token, change) if before.index is not None else None
+            if spliced is None:  # an empty ledger, or a header of its own: rendered whole
+                blocks = apply_change(self.store._load(before.token)[0], change)
+                text = render(blocks)
+                index = LedgerIndex.build(text, blocks)
+            else:
+                text, index = spliced
+        else:
+            blocks = sorted(after, key=lambda b: (b.start, b.count))
+            text = render(blocks)
+            index = LedgerIndex.build(text, blocks)
         self.store.write(text)
-        self.store.remember_valid(text, sorted(after, key=lambda b: b.start))
+        self.store.remember_valid(text, index)

@@ -23,9 +23,12 @@ line parser; anything else falls back to a full YAML parse.
 
 from __future__ import annotations
 
+import array
 import bisect
 import collections
+import itertools
 import re
+import sys
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     ID_LIMIT,
@@ -98,6 +101,15 @@ class Snapshot(collections.namedtuple("Snapshot", "blocks token")):
     __slots__ = ()
 
 
+class View(collections.namedtuple("View", "blocks free token index")):
+    """Part of the ledger, read without reading every block: all blocks of some owners
+    (validated, sorted by start), the IDs no block holds as sorted (start, end) pairs (or
+    None when not asked for), the token they were read at, and the store's own handle
+    for writing into it (the file store: the text's LedgerIndex)."""
+
+    __slots__ = ()
+
+
 class Change(collections.namedtuple("Change", "added updated removed")):
     """What a commit does: blocks to add, blocks whose state changed (same start and
     count, new state/dates), blocks to delete."""
@@ -156,8 +168,9 @@ def parse(text, source="ledger"):
 
 
 def load(text, source="ledger"):
-    """``(blocks, canonical)``: the validated blocks, and whether the text is exactly in
-    the form ``render`` writes (then ``owner_blocks`` can read it without a full parse).
+    """``(blocks, canonical)``: the validated blocks, and whether the text is in the form
+    ``render`` writes, one line a block sorted by start (then a ``LedgerIndex`` can read
+    and edit it without a full parse).
     ``text`` None means the ledger file does not exist: no blocks yet."""
     if text is None:
         return [], False
@@ -165,29 +178,12 @@ def load(text, source="ledger"):
     canonical = blocks is not None
     if not canonical:
         blocks = _parse_yaml(text, source)
-    return validate(blocks, source), canonical
-
-
-def owner_blocks(text, names):
-    """The blocks of ``names`` in a canonical text already known to be valid.
-
-    A targeted search instead of a full parse: a converged host's call reads a few
-    owners out of a ledger of tens of thousands of blocks.
-    """
-    blocks = []
-    for name in names:
-        needle = '\n- {owner: "%s", ' % name
-        pos = text.find(needle)
-        while pos >= 0:
-            end = text.find("\n", pos + 1)
-            m = _CANONICAL_LINES.match(text, pos + 1, end if end >= 0 else len(text))
-            line = text.count("\n", 0, pos) + 2
-            if m is None:
-                raise LedgerError("ledger line %d is not in canonical form" % line)
-            owner, scope, start, count, state, allocated, released = m.groups()
-            blocks.append(Block(owner, scope, int(start), int(count), state, allocated, released or None, line))
-            pos = text.find(needle, pos + 1)
-    return blocks
+    ordered = validate(blocks, source)
+    # Indexed reads and spliced writes need block i on line first + i: a text whose
+    # canonical lines are not sorted by start is read in full until it is rewritten.
+    if canonical and any(a is not b for a, b in zip(blocks, ordered)):
+        canonical = False
+    return ordered, canonical
 
 
 def _parse_canonical(text):
@@ -362,12 +358,293 @@ class SpanIndex(collections.namedtuple("SpanIndex", "starts ends")):
 
     __slots__ = ()
 
-    @classmethod
-    def of(cls, blocks):
-        """From validated blocks, sorted by start (as ``parse`` returns them)."""
-        return cls([b.start for b in blocks], [b.start + b.count for b in blocks])
-
     def touches(self, start, end):
         """Whether any block has an ID in ``[start, end)``."""
         i = bisect.bisect_right(self.ends, start)
         return i < len(self.starts) and self.starts[i] < end
+
+
+# Where an owner's name sits in a canonical block line: '- {owner: "NAME", ...'.
+_OWNER_AT = len('- {owner: "')
+_BLOCKS_AT = "\nblocks:\n"
+
+
+def _numbers(values=()):
+    return array.array("Q", values)
+
+
+class LedgerIndex:
+    """Where every block of one validated canonical ledger text is.
+
+    A converged host asks for a few owners of a ledger that may hold 200,000 blocks; a
+    scan of the text per owner costs seconds there. The index answers with binary
+    searches: ``spans`` (starts and ends in order: block ``i`` is on line
+    ``first_line + i``), ``offsets`` (where each block's line begins in the text) and
+    ``by_owner`` (the blocks' starts ordered by owner, then start; starts, not positions,
+    so that inserting lines leaves it valid). It belongs to exactly one text: the file
+    store writes it whole with that text's SHA-256. Every line read through it is also
+    checked against it (owner, start and end), so an index that does not fit its text
+    is noticed on a lookup, and a splice reads the lines around each new block back.
+    """
+
+    __slots__ = ("spans", "offsets", "by_owner", "first_line", "_slots")
+
+    def __init__(self, spans, offsets, by_owner, first_line):
+        self.spans = spans
+        self.offsets = offsets
+        self.by_owner = by_owner
+        self.first_line = first_line
+        self._slots = {}  # owner -> where its first block is (or would go) in by_owner
+
+    @classmethod
+    def build(cls, text, blocks):
+        """The index of ``text``, whose validated blocks are ``blocks``, sorted by start
+        (``load`` said the text is canonical: block ``i`` is on the ``i``-th block line)."""
+        if not blocks:
+            return cls(SpanIndex(_numbers(), _numbers()), _numbers(), _numbers(), 0)
+        body = text.index(_BLOCKS_AT) + len(_BLOCKS_AT)
+        first_line = text.count("\n", 0, body) + 1
+        lengths = map(len, text[body:].split("\n")[:len(blocks)])
+        offsets = _numbers(itertools.accumulate(itertools.chain((body,), (n + 1 for n in lengths))))
+        del offsets[-1]
+        by_owner = sorted(blocks, key=lambda b: b.owner)  # stable: ties stay by start
+        return cls(SpanIndex(_numbers(b.start for b in blocks), _numbers(b.start + b.count for b in blocks)),
+                   offsets, _numbers(b.start for b in by_owner), first_line)
+
+    # Stored form: a count, the first line, then four arrays of little-endian uint64.
+
+    def to_bytes(self):
+        numbers = _numbers((len(self.offsets), self.first_line))
+        for part in (self.spans.starts, self.spans.ends, self.offsets, self.by_owner):
+            numbers.extend(part)
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        return numbers.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data):
+        """The index stored by ``to_bytes``; None if ``data`` is not one."""
+        numbers = _numbers()
+        if len(data) % numbers.itemsize:
+            return None
+        numbers.frombytes(data)
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        if len(numbers) < 2 or len(numbers) != 2 + 4 * numbers[0]:
+            return None
+        n = numbers[0]
+        part = [numbers[2 + k * n:2 + (k + 1) * n] for k in range(4)]
+        return cls(SpanIndex(part[0], part[1]), part[2], part[3], numbers[1])
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def _line_end(self, text, i):
+        return self.offsets[i + 1] - 1 if i + 1 < len(self.offsets) else len(text) - 1
+
+    def block(self, text, i):
+        """Block ``i`` read from its line; None if the line is not what the index says."""
+        start = self.offsets[i]
+        m = _CANONICAL_LINES.match(text, start, self._line_end(text, i))
+        if m is None:
+            return None
+        owner, scope, first, count, state, allocated, released = m.groups()
+        block = Block(owner, scope, int(first), int(count), state, allocated, released or None, self.first_line + i)
+        if block.start != self.spans.starts[i] or block.start + block.count != self.spans.ends[i]:
+            return None
+        return block
+
+    def position(self, start):
+        """The number of the block starting at ``start``, or None."""
+        i = bisect.bisect_left(self.spans.starts, start)
+        return i if i < len(self.offsets) and self.spans.starts[i] == start else None
+
+    def _owner_of(self, text, start):
+        i = self.position(start)
+        if i is None:
+            raise _StaleIndex()
+        at = self.offsets[i] + _OWNER_AT
+        return text[at:text.index('"', at)]
+
+    def _owner_slot(self, text, owner, start=0):
+        """Where ``(owner, start)`` belongs in ``by_owner`` (a binary search)."""
+        by_owner = self.by_owner
+        lo, hi = 0, len(by_owner)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            here = self._owner_of(text, by_owner[mid])
+            if here < owner or (here == owner and by_owner[mid] < start):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _new_owner_slot(self, text, owner):
+        """The slot of an owner looked up before that has no block here, else None."""
+        k = self._slots.get(owner)
+        if k is None or (k < len(self.by_owner) and self._owner_of(text, self.by_owner[k]) == owner):
+            return None
+        return k
+
+    def owner_blocks(self, text, names):
+        """The blocks of ``names``, sorted by start; None if the index does not fit ``text``."""
+        found = []
+        try:
+            for name in names:
+                k = self._slots[name] = self._owner_slot(text, name)
+                while k < len(self.by_owner):
+                    i = self.position(self.by_owner[k])
+                    block = None if i is None else self.block(text, i)
+                    if block is None:
+                        return None
+                    if block.owner != name:
+                        break
+                    found.append(block)
+                    k += 1
+        except (_StaleIndex, ValueError, IndexError):
+            return None
+        found.sort(key=_by_start)
+        return found
+
+    def free(self):
+        """The IDs no block holds, as sorted ``(start, end)`` pairs within 0 to ID_LIMIT."""
+        starts, ends = self.spans
+        if not starts:
+            return [(0, ID_LIMIT)]
+        gaps = [(ends[i], starts[i + 1]) for i in _differ(memoryview(ends)[:-1], memoryview(starts)[1:])]
+        if starts[0] > 0:
+            gaps.insert(0, (0, starts[0]))
+        if ends[-1] < ID_LIMIT:
+            gaps.append((ends[-1], ID_LIMIT))
+        return gaps
+
+    def splice(self, text, change):
+        """``(new text, its index)``: ``text`` (the one this index belongs to) after
+        ``change``, without parsing, validating or rendering the untouched lines.
+
+        The new text is valid because the old one was and each edit is checked here:
+        new and changed blocks pass ``validate`` on their own and render to canonical
+        lines, new ones touch no block that stays, and every changed or removed line is
+        first read back and must be the block the change names. None when ``text`` does
+        not begin exactly as ``render`` writes it (or holds no block): then the caller
+        renders the whole ledger, as it always did.
+        """
+        if not len(self) or not text.startswith(_PREFIX) or self.offsets[0] != len(_PREFIX):
+            return None
+        starts, ends = self.spans
+        validate(list(change.added) + list(change.updated), "the ledger's new lines")
+        edits = []  # (position, order, kind, block): inserts before the block at a position
+        gone = set()
+        for kind, blocks in (("replace", change.updated), ("remove", change.removed)):
+            for b in blocks:
+                i = self.position(b.start)
+                old = None if i is None else self.block(text, i)
+                if old is None or (old.owner, old.scope, old.start, old.count) != (b.owner, b.scope, b.start, b.count):
+                    raise LedgerError("the ledger has no line for %s to change: its index is stale; nothing "
+                                      "was written" % b.where())
+                if kind == "remove":
+                    gone.add(i)
+                edits.append((i, 1, kind, b))
+        for b in change.added:
+            i = bisect.bisect_right(ends, b.start)
+            # The lines around the new one are read back: the text itself, not only the
+            # index, then shows that the new block lies between them.
+            if any(self.block(text, k) is None for k in (i - 1, i) if 0 <= k < len(starts)):
+                raise LedgerError("the ledger's lines around %s are not where its index says; nothing was "
+                                  "written" % b.where())
+            j = i
+            while j < len(starts) and starts[j] < b.start + b.count:
+                if j not in gone:
+                    other = self.block(text, j)
+                    raise LedgerError("%s overlaps %s; nothing was written"
+                                      % (b.where(), other.where() if other else "the block at line %d"
+                                         % (self.first_line + j)))
+                j += 1
+            edits.append((bisect.bisect_left(starts, b.start), 0, "insert", b))
+        edits.sort(key=lambda e: (e[0], e[1], e[3].start))
+
+        pieces, new_starts, new_ends, new_offsets = [_PREFIX], _numbers(), _numbers(), _numbers()
+        size = len(_PREFIX)  # of the new text so far
+        done = 0  # old blocks before this one are copied, edited or removed
+        for i, dummy, kind, b in edits + [(len(starts), 2, "end", None)]:
+            if i > done:  # untouched lines: one slice, their offsets moved by what went before
+                chunk = text[self.offsets[done]:self._line_end(text, i - 1) + 1]
+                shift = size - self.offsets[done]
+                offsets = self.offsets[done:i]
+                new_offsets.extend(offsets if not shift else (o + shift for o in offsets))
+                new_starts.extend(starts[done:i])
+                new_ends.extend(ends[done:i])
+                pieces.append(chunk)
+                size += len(chunk)
+                done = i
+            if kind in ("remove", "replace"):
+                done = i + 1
+            if kind in ("insert", "replace"):
+                line = render_block(b)
+                if not _CANONICAL_LINES.fullmatch(line):
+                    raise LedgerError("%s cannot be written as a ledger line; nothing was written" % b.where())
+                new_offsets.append(size)
+                new_starts.append(b.start)
+                new_ends.append(b.start + b.count)
+                pieces.append(line + "\n")
+                size += len(line) + 1
+        new_text = "".join(pieces)
+
+        by_owner = self.by_owner
+        if gone:
+            dropped = {starts[i] for i in gone}
+            by_owner = _numbers(s for s in by_owner if s not in dropped)
+        index = LedgerIndex(SpanIndex(new_starts, new_ends), new_offsets, by_owner, self.first_line)
+        if change.added:
+            # New starts go where their owner sorts: found in the new text, merged in one
+            # pass. An owner without blocks goes where the view's lookup found it would.
+            slots = []
+            for b in change.added:
+                slot = None if gone else self._new_owner_slot(text, b.owner)
+                if slot is None:
+                    slot = index._owner_slot(new_text, b.owner, b.start)
+                slots.append((slot, b.owner, b.start))
+            slots.sort()
+            merged, done = _numbers(), 0
+            for slot, dummy, start in slots:
+                merged.extend(by_owner[done:slot])
+                merged.append(start)
+                done = slot
+            merged.extend(by_owner[done:])
+            index.by_owner = merged
+        return new_text, index
+
+
+def apply_change(blocks, change):
+    """``blocks`` after ``change`` (blocks are named by their start), sorted by start."""
+    changed = {b.start: b for b in change.updated}
+    removed = {b.start for b in change.removed}
+    after = [changed.get(b.start, b) for b in blocks if b.start not in removed]
+    return sorted(after + list(change.added), key=_by_start)
+
+
+def _differ(a, b):
+    """The positions where two equally long sequences of numbers differ.
+
+    A ledger filled first fit has few gaps between its blocks: halving the range while
+    the halves differ finds them with comparisons of whole slices (memcmp for memoryviews),
+    not one Python step per block."""
+    found = []
+    pending = [(0, len(a))]
+    while pending:
+        lo, hi = pending.pop()
+        if a[lo:hi] == b[lo:hi]:
+            continue
+        if hi - lo <= 32:
+            found.extend(i for i in range(lo, hi) if a[i] != b[i])
+        else:
+            mid = (lo + hi) // 2
+            pending += [(mid, hi), (lo, mid)]
+    return found
+
+
+class _StaleIndex(Exception):
+    """An index that names a start its spans do not hold."""
+
+
+_PREFIX = HEADER + "version: %d\nblocks:\n" % FORMAT_VERSION

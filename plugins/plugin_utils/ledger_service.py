@@ -11,17 +11,22 @@ or ``postgres://...`` (the PostgreSQL store). Nothing outside the stores knows h
 store keeps its blocks. A store offers:
 
 - ``location``: how to name the ledger in results and messages (never a password);
-- ``owner_blocks(names, pool)``: the blocks of ``names`` when the store can answer
-  without reading every block and no block conflicts with ``pool``; None otherwise
-  (the caller then takes the full path, which names the blocks at fault);
+- ``view(names, pool, free=False)``: a ``ledger.View`` with the blocks of ``names``
+  (and with ``free`` the IDs no block holds) when the store can answer without reading
+  every block and no block conflicts with ``pool``; None otherwise (the caller then
+  takes the full path, which names the blocks at fault);
 - ``snapshot()``: every block, validated and sorted by start, plus a token that changes
   whenever the ledger does;
 - ``transaction()``: a context manager that serialises writers and yields an object
-  with ``token()``, ``snapshot()`` and ``commit(before, after, change)``.
+  with ``token()``, ``snapshot()``, ``view(names, pool, free)`` and
+  ``commit(before, after, change)``, where ``before`` is the Snapshot or View planned
+  against and ``after`` its blocks afterwards.
 
-Every change is planned once against a snapshot taken without the lock. Under the lock,
-the plan is committed as it is when the token did not move; only a writer that lost a
-race reads and plans again. Check mode never takes the lock and never writes.
+Every change is planned once against a snapshot (or a view) taken without the lock.
+Under the lock, the plan is committed as it is when the token did not move; only a
+writer that lost a race reads and plans again. Check mode never takes the lock and
+never writes. A host's allocation reads through a view: a ledger of 200,000 blocks is
+then never read whole, neither to answer a converged host nor to place new owners.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import os
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.adoption import plan_adoption
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import check_blocks_against_pool, plan
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change, LedgerError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change, LedgerError, View
 
 URI_SCHEMES = ("postgresql://", "postgres://")
 
@@ -68,21 +73,32 @@ def open_ledger(location, lock_timeout=60.0, check_mode=False, cache_dir=None):
         store.close()
 
 
-def apply(store, decide, check_mode=False):
+def apply(store, decide, check_mode=False, names=None, pool=None):
     """Plan with ``decide(blocks) -> (result, after_blocks, Change)`` and commit.
 
-    Returns ``(blocks before, result)``: the blocks the committed plan was made against.
+    With ``names`` (and ``pool``), plan against the store's view of those owners where it
+    gives one, as ``decide(blocks, free)`` with the ledger's free IDs; else against every
+    block. Returns ``(blocks before, result)``: the blocks the committed plan was made
+    against (with a view: the view's blocks).
     """
-    snap = store.snapshot()
-    result, after, change = decide(snap.blocks)
+
+    def read(source):
+        view = source.view(names, pool, free=True) if names is not None else None
+        return view if view is not None else source.snapshot()
+
+    def decide_on(snap):
+        return decide(snap.blocks, snap.free) if isinstance(snap, View) else decide(snap.blocks)
+
+    snap = read(store)
+    result, after, change = decide_on(snap)
     if not change or check_mode:
         return snap.blocks, result
     with store.transaction() as txn:
         if txn.token() != snap.token:  # another writer came first: plan against its ledger
-            snap = txn.snapshot()
-            result, after, change = decide(snap.blocks)
+            snap = read(txn)
+            result, after, change = decide_on(snap)
         if change:
-            txn.commit(snap.blocks, after, change)
+            txn.commit(snap if isinstance(snap, View) else snap.blocks, after, change)
     return snap.blocks, result
 
 
@@ -92,22 +108,25 @@ def plan_change(outcome):
 
 
 def allocate(store, pool, requests, host, today, check_mode=False):
-    """Serve one host's requests: ``(blocks before, Plan)``.
+    """Serve one host's requests: ``(blocks before, Plan)``; with a view, the blocks
+    before are the requested owners' (every block a change touches is among them).
 
-    A converged call (nothing to change) asks the store for the requested owners' blocks
-    only; anything else goes through ``apply``.
+    A converged call (nothing to change) reads the requested owners' blocks only; a
+    change is planned against those blocks and the ledger's free IDs, where the store
+    can say them without reading every block, else against the whole ledger.
     """
-    mine = store.owner_blocks({req.name for req in requests}, pool)
-    if mine is not None:
-        outcome = plan(mine, pool, requests, host, today, known_only=True)
+    names = {req.name for req in requests}
+    view = store.view(names, pool)
+    if view is not None:
+        outcome = plan(view.blocks, pool, requests, host, today, known_only=True)
         if outcome is not None and not outcome.changed:
-            return mine, outcome
+            return view.blocks, outcome
 
-    def decide(blocks):
-        outcome = plan(blocks, pool, requests, host, today)
+    def decide(blocks, free=None):
+        outcome = plan(blocks, pool, requests, host, today, free=free)
         return outcome, outcome.blocks, plan_change(outcome)
 
-    return apply(store, decide, check_mode)
+    return apply(store, decide, check_mode, names, pool)
 
 
 def adopt(store, pool, hosts, remap, today, check_mode=False):

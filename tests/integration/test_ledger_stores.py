@@ -16,7 +16,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     parse_pool,
 )
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, render
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import find_overlaps
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT, find_overlaps
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
 TODAY = "2026-11-28"
@@ -78,6 +78,33 @@ def test_host_scope_and_the_kubelet_rules(location):
         run(location, [{"name": "kubelet", "scope": "host", "count": 196608}], host="node1", pool=pool)
     assert [b[:4] for b in state(location)][1:] == [
         ("kubelet", "host:node1", 131072, 131072), ("kubelet", "host:node2", 262144, 131072)]
+
+
+def view(location, names, pool=POOL):
+    with service.open_ledger(location, check_mode=True) as store:
+        return store.view(set(names), pool, free=True), service.blocks_of(store)
+
+
+def test_a_view_holds_the_owners_blocks_and_exactly_the_free_ids(location):
+    assert view(location, ["alice"])[0].free == [(0, ID_LIMIT)]  # no ledger yet
+    run(location, ["alice"])
+    run(location, [{"name": "alice", "state": "released"}], today=LATER)
+    run(location, [{"name": "alice", "state": "reclaimed"}])
+    assert view(location, ["alice"])[0].free == [(0, ID_LIMIT)]  # a ledger without blocks
+    run(location, ["alice", "bob", "carol", "dave", {"name": "erin", "count": 1000}])
+    run(location, [{"name": "bob", "state": "released"}, {"name": "dave", "state": "released"}], today=LATER)
+    run(location, [{"name": "bob", "state": "reclaimed"}])
+    run(location, ["frank", {"name": "gus", "scope": "host"}], host="h2")
+    seen, blocks = view(location, ["alice", "gus", "dave", "nobody"])
+    assert seen.free == [(0, 100000), (363144, 427680), (493216, ID_LIMIT)]
+    edges = [(0, 0)] + [(b.start, b.end) for b in blocks] + [(ID_LIMIT, ID_LIMIT)]
+    assert seen.free == [(a[1], b[0]) for a, b in zip(edges, edges[1:]) if b[0] > a[1]]
+    assert [(b.owner, b.scope, b.start, b.state) for b in seen.blocks] == [
+        ("alice", "fleet", 100000, "active"), ("dave", "fleet", 296608, "quarantined"),
+        ("gus", "host:h2", 427680, "active")]
+    reserved = parse_pool({"ranges": [{"start": 100000, "count": 600000000}],
+                           "reserved": [{"start": 363000, "count": 200}]})
+    assert view(location, ["alice"], pool=reserved)[0] is None  # erin's block is reserved now: the full path names it
 
 
 def test_reserved_ranges_and_floor_are_never_handed_out(location):
