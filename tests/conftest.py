@@ -9,6 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check behaviour, not speed: on a loaded 2-core machine Hypothesis's
+# deadline and "generation too slow" checks fail runs whose every assertion held.
+settings.register_profile("fleetid", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fleetid")
 
 TOP = Path(__file__).resolve().parent.parent
 COLLECTIONS = TOP / ".collections"
