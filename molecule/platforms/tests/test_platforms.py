@@ -4,6 +4,8 @@ real rootless `podman run` per user that owns a file by the top ID of the user's
 """
 
 import os
+import re
+import subprocess
 
 import pytest
 import testinfra
@@ -173,3 +175,37 @@ def test_rootless_podman_maps_the_top_of_each_range(node):
         top = start + count - 1
         assert host.check_output("stat -c %%u:%%g %s/top/f" % home) == "%d:%d" % (top, top)
         host.check_output("rm -rf %s/top" % home)
+
+
+GUARD_PLAY = """\
+- name: Apply login_defs with the policy under test
+  hosts: subid-plat-deb11:subid-plat-deb12
+  gather_facts: false
+  become: true
+  roles:
+    - role: fleetid.subid.login_defs
+"""
+
+
+def test_disabled_policy_is_refused_only_where_useradd_would_break(tmp_path):
+    """login_defs_policy disabled through ansible-playbook in check mode: Debian 11 refuses
+    it with the reason and the fix and keeps its login.defs; Debian 12 accepts it."""
+    deb11 = testinfra.get_host("podman://subid-plat-deb11")
+    before = deb11.file("/etc/login.defs").sha256sum
+    play = tmp_path / "guard.yml"
+    play.write_text(GUARD_PLAY)
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(project, ".collections"),
+               ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_NOCOLOR="1",
+               CONTAINERS_CONF=os.path.join(project, "tests", "podman", "containers.conf"))
+    env.pop("ANSIBLE_FORCE_COLOR", None)  # molecule sets it; the recap is matched as plain text
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check",
+         "-e", "login_defs_policy=disabled", str(play)],
+        env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "fatal: [subid-plat-deb11]" in out and "fatal: [subid-plat-deb12]" not in out, out
+    assert "cannot work on Debian 11" in out and "login_defs_policy: local" in out, out
+    assert re.search(r"subid-plat-deb12\s*: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out), out
+    assert deb11.file("/etc/login.defs").sha256sum == before
