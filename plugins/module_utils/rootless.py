@@ -88,21 +88,20 @@ def podman_argv(user, podman, options, args):
             + list(options) + list(args))
 
 
-# What marks a user's rootless Podman state, the things `podman system migrate` acts on
-# (its containers, and the pause process that holds the user namespace built from
-# /etc/subuid and /etc/subgid). Podman creates all of them on its first use, so a user
-# without any of them has never run Podman here (or was reset) and has nothing to migrate.
+# What marks a user's rootless Podman state, the things `podman system migrate` acts on:
+# the user's containers (in their storage) and the pause process that holds the user
+# namespace built from /etc/subuid and /etc/subgid. A user with neither has never run
+# Podman here, or was reset, and has nothing to migrate.
 #  - storage (graphroot): $XDG_DATA_HOME/containers/storage, by default
 #    ~/.local/share/containers/storage; or the graphroot of ~/.config/containers/storage.conf;
 #    or rootless_storage_path of the system storage.conf ($HOME, $UID, $USER expanded).
-#  - runtime state (runroot, libpod tmp with pause.pid): under /run/user/UID (containers,
-#    libpod) or, without it, /tmp/podman-run-UID, /tmp/containers-user-UID, /tmp/storage-run-UID.
 #  - a live process of the user in another user namespace than PID 1's: the pause
-#    process or a running container. It catches storage in places root cannot know
+#    process or a running container. It also catches storage in places root cannot know
 #    of (an XDG_DATA_HOME set only in the user's session) while anything runs.
+# Runtime folders (/run/user/UID/containers, /tmp/podman-run-UID, /tmp/containers-user-UID)
+# do not count: they outlive the pause process and even the account, and UIDs are
+# reused, so they say nothing the two marks above do not.
 SYSTEM_STORAGE_CONFS = ("/etc/containers/storage.conf", "/usr/share/containers/storage.conf")
-_RUNTIME_DIRS = ("{run}/{uid}/containers", "{run}/{uid}/libpod", "{tmp}/podman-run-{uid}",
-                 "{tmp}/containers-user-{uid}", "{tmp}/storage-run-{uid}")
 
 
 def _toml_string(text, key):
@@ -165,15 +164,11 @@ def namespaced_owners(proc="/proc"):
     return owners
 
 
-def podman_state(name, uid, home, in_namespace, run_user="/run/user", tmp="/tmp",
-                 system_confs=SYSTEM_STORAGE_CONFS):
+def podman_state(name, uid, home, in_namespace, system_confs=SYSTEM_STORAGE_CONFS):
     """Evidence that ``name`` has rootless Podman state to migrate: a list of reasons,
     empty when there is none. ``in_namespace``: the UIDs from namespaced_owners()."""
     evidence = ["storage %s" % path for path in storage_paths(name, uid, home, system_confs)
                 if os.path.isdir(path)]
-    evidence.extend("runtime state %s" % path for path in
-                    (pattern.format(run=run_user, tmp=tmp, uid=uid) for pattern in _RUNTIME_DIRS)
-                    if os.path.isdir(path) and os.lstat(path).st_uid == uid)
     if uid in in_namespace:
         evidence.append("processes in a user namespace (pause process or containers)")
     return evidence

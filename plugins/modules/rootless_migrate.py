@@ -16,16 +16,16 @@ description:
   - After a user's subordinate ranges change, Podman keeps using the old user namespace
     (its pause process) until C(podman system migrate) restarts it. This module runs that
     for each listed user who has rootless Podman state, in one call per host.
-  - A user has Podman state when any of these exist. Container storage, the
-    C(containers/storage) folder under C($XDG_DATA_HOME), by default
-    C(~/.local/share/containers/storage), or the C(graphroot) of C(~/.config/containers/storage.conf),
-    or C(rootless_storage_path) of the system C(storage.conf). Runtime state owned by the user,
-    C(/run/user/UID/containers) or C(/run/user/UID/libpod), or without it
-    C(/tmp/podman-run-UID), C(/tmp/containers-user-UID) or C(/tmp/storage-run-UID). A live
-    process of the user in another user namespace, that is the pause process or a container.
-  - Podman creates all of them on first use. A user with none of them has never run Podman
-    on this host, or was reset, so there is nothing to migrate, and the user is skipped
-    without starting Podman.
+  - A user has Podman state when they have container storage or a live pause process or
+    container. Container storage is the C(containers/storage) folder under C($XDG_DATA_HOME),
+    by default C(~/.local/share/containers/storage), or the C(graphroot) of
+    C(~/.config/containers/storage.conf), or C(rootless_storage_path) of the system C(storage.conf).
+    A live pause process or container is any process of the user in another user namespace
+    than PID 1's.
+  - A user with neither has never run Podman on this host, or was reset. There is nothing to
+    migrate, so the user is skipped and Podman is not started. Runtime folders such as
+    C(/tmp/podman-run-UID) do not count. They outlive the pause process and even the account,
+    and UIDs are reused.
   - Migration stops the user's running containers.
 author:
   - fleetid.subid maintainers (@fleetid)
