@@ -15,8 +15,8 @@ containers:
 
 For each run it prints the wall time, the module runs (every task result and loop item
 that ran, counted by benchmarks/callback_plugins/count_runs.py; the remote ones exclude
-actions that run on the controller only: assert, set_fact, debug, include_*, meta and the
-ledger's allocate), the slowest tasks, and the load average.
+actions that run on the controller only: assert, set_fact, debug, include_*, meta, the
+roles' argument validation and the ledger's allocate), the slowest tasks, and the load average.
 
   . scripts/env && python benchmarks/bench_roles.py [--users 200] [--only naive,roles,proof]
 
@@ -37,7 +37,7 @@ TOP = Path(__file__).resolve().parent.parent
 HOSTS = ["bench-1", "bench-2", "bench-3"]
 IMAGE = "localhost/fleetid-debian12:latest"
 ENV = dict(os.environ, CONTAINERS_CONF=str(TOP / "tests" / "podman" / "containers.conf"))
-CONTROLLER_ONLY = {"assert", "set_fact", "debug", "include_tasks", "import_tasks", "include_role",
+CONTROLLER_ONLY = {"assert", "set_fact", "debug", "include_tasks", "import_tasks", "include_role", "validate_argument_spec",
                    "include_vars", "meta", "fail", "allocate", "add_host", "group_by"}
 FIRST_UID = 3001
 
@@ -172,7 +172,7 @@ PROOF_PLAY = """\
 def show(text, marker):
     for line in text.splitlines():
         if marker in line:
-            print("  " + line.strip()[:300])
+            print("  " + line.strip()[:400])
 
 
 def main():
@@ -210,16 +210,13 @@ def main():
                     "rootless_podman_test_image_archive": str(busybox),
                 })
                 if "roles" in only:
-                    out = play(workdir, inventory, workdir / "roles.yml", "roles first run", ["-v"])
-                    show(out, '"migrated"')
+                    out = play(workdir, inventory, workdir / "roles.yml", "roles first run")
+                    show(out, "podman system migrate ran as")
                     play(workdir, inventory, workdir / "roles.yml", "roles second run")
                 if "proof" in only:
-                    out = play(workdir, inventory, workdir / "proof.yml", "proof first run", ["-v"])
-                    show(out, "proven now")
-                    out = play(workdir, inventory, workdir / "proof.yml", "proof converged run", ["-v"])
-                    show(out, "proven before")
-                    play(workdir, inventory, workdir / "proof.yml", "proof forced run",
-                         ["-e", "rootless_podman_force_proof=true"])
+                    for label, extra in (("proof first run", []), ("proof converged run", []),
+                                         ("proof forced run", ["-e", "rootless_podman_force_proof=true"])):
+                        show(play(workdir, inventory, workdir / "proof.yml", label, extra), "Proven now")
     finally:
         if not args.keep:
             remove_hosts()
