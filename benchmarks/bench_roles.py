@@ -124,6 +124,8 @@ def report(label, wall, events, load_before, load_after, stdout):
             runs[event["action"]] += 1
             if event["action"].rsplit(".", 1)[-1] not in CONTROLLER_ONLY:
                 remote[event["action"]] += 1
+    if last:  # the last task lasts until its last result
+        task_time[last[0]] += event["t"] - last[1]
     recap = [line for line in stdout.splitlines() if " : ok=" in line]
     print("--- %s" % label)
     print("wall time           %.1f s" % wall)
