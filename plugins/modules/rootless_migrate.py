@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rootless_migrate
 short_description: Run podman system migrate as the users whose ID ranges changed and who have Podman state
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - After a user's subordinate ranges change, Podman keeps using the old user namespace
     (its pause process) until C(podman system migrate) restarts it. This module runs that
