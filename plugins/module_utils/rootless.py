@@ -2,11 +2,16 @@
 # Copyright: fleetid.subid contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a rootless Podman check means: ID maps compared with the ledger, and Podman's
-error text turned into a reason an administrator can act on. Pure logic."""
+error text turned into a reason an administrator can act on; what marks a user's
+Podman state, and the digest of a proof."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import hashlib
+import json
+import os
 
 # Podman/containers-storage wording for "the image has owners beyond the user's map",
 # old and new (containers/storage PR #747 changed it).
@@ -74,3 +79,121 @@ def explain_podman_error(text, user, total):
 
 def _ranges_text(pairs):
     return ", ".join("%d+%d" % pair for pair in pairs) or "none"
+
+
+def podman_argv(user, podman, options, args):
+    """Podman as ``user`` from root: runuser sets HOME and USER; root's runtime dir and
+    session bus must not leak in (Podman would use root's and fail)."""
+    return (["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "DBUS_SESSION_BUS_ADDRESS", podman]
+            + list(options) + list(args))
+
+
+# What marks a user's rootless Podman state, the things `podman system migrate` acts on:
+# the user's containers (in their storage) and the pause process that holds the user
+# namespace built from /etc/subuid and /etc/subgid. A user with neither has never run
+# Podman here, or was reset, and has nothing to migrate.
+#  - storage (graphroot): $XDG_DATA_HOME/containers/storage, by default
+#    ~/.local/share/containers/storage; or the graphroot of ~/.config/containers/storage.conf;
+#    or rootless_storage_path of the system storage.conf ($HOME, $UID, $USER expanded).
+#  - a live process of the user in another user namespace than PID 1's: the pause
+#    process or a running container. It also catches storage in places root cannot know
+#    of (an XDG_DATA_HOME set only in the user's session) while anything runs.
+# Runtime folders (/run/user/UID/containers, /tmp/podman-run-UID, /tmp/containers-user-UID)
+# do not count: they outlive the pause process and even the account, and UIDs are
+# reused, so they say nothing the two marks above do not.
+SYSTEM_STORAGE_CONFS = ("/etc/containers/storage.conf", "/usr/share/containers/storage.conf")
+
+
+def _toml_string(text, key):
+    """The last ``key = "value"`` of a storage.conf (a plain line scan: the keys we read
+    are simple strings, and a full TOML parser is not on every host)."""
+    value = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(key):
+            name, sep, rest = line.partition("=")
+            rest = rest.strip()
+            if sep and name.strip() == key and len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "\"'":
+                value = rest[1:-1]
+    return value
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return ""
+
+
+def storage_paths(name, uid, home, system_confs=SYSTEM_STORAGE_CONFS):
+    """Where this user's rootless container storage can live, most specific first."""
+    paths = []
+    user_root = _toml_string(_read(os.path.join(home, ".config", "containers", "storage.conf")), "graphroot")
+    if user_root:
+        paths.append(os.path.join(home, user_root[2:]) if user_root.startswith("~/") else user_root)
+    for conf in system_confs:
+        text = _read(conf)
+        if text:
+            rootless = _toml_string(text, "rootless_storage_path")
+            if rootless:
+                paths.append(rootless.replace("$HOME", home).replace("$UID", str(uid)).replace("$USER", name))
+            break  # the first system storage.conf found is the one Podman reads
+    paths.append(os.path.join(home, ".local", "share", "containers", "storage"))
+    return paths
+
+
+def namespaced_owners(proc="/proc"):
+    """UIDs that own a process in another user namespace than PID 1's (a pause process
+    or a container), from one pass over /proc."""
+    try:
+        init_ns = os.readlink(os.path.join(proc, "1", "ns", "user"))
+    except OSError:
+        return set()
+    owners = set()
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            ns = os.readlink(os.path.join(proc, entry, "ns", "user"))
+            uid = os.stat(os.path.join(proc, entry)).st_uid
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+        if ns != init_ns:
+            owners.add(uid)
+    return owners
+
+
+def podman_state(name, uid, home, in_namespace, system_confs=SYSTEM_STORAGE_CONFS):
+    """Evidence that ``name`` has rootless Podman state to migrate: a list of reasons,
+    empty when there is none. ``in_namespace``: the UIDs from namespaced_owners()."""
+    evidence = ["storage %s" % path for path in storage_paths(name, uid, home, system_confs)
+                if os.path.isdir(path)]
+    if uid in in_namespace:
+        evidence.append("processes in a user namespace (pause process or containers)")
+    return evidence
+
+
+def proof_digest(facts):
+    """SHA-256 of what a rootless proof proved: the user, the maps, the image and options."""
+    text = json.dumps(facts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def subid_lines(path, keys):
+    """{key: [line, ...]} for the lines of a subuid/subgid file whose first field is one
+    of ``keys`` (names and numeric UIDs); missing file: nothing."""
+    found = {}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key = line.split(":", 1)[0]
+                if key in keys:
+                    found.setdefault(key, []).append(line.rstrip("\n"))
+    except FileNotFoundError:
+        pass
+    return found
+
+
+# The argument spec of the options documented by doc fragment fleetid.subid.rootless.
+PODMAN_SPEC = {"podman_options": {"type": "list", "elements": "str", "default": []}}

@@ -13,8 +13,7 @@ module: rootless_check
 short_description: Prove that rootless Podman works for each user with the ledger's ID ranges
 version_added: 0.1.0
 description:
-  - Runs as root on the host and checks each user in turn with C(runuser), so no become to an
-    unprivileged user is needed.
+  - Checks each user in turn, as root with C(runuser).
   - Checks that C(podman unshare cat /proc/self/uid_map) and C(gid_map) show the user's own ID
     mapped to 0 and exactly the expected subordinate ranges, which are the ledger's.
   - With O(image), it also loads the image into the user's storage from O(image_archive)
@@ -23,6 +22,14 @@ description:
     is usable.
   - Returns a report for each user. It fails when any user fails, and names the user and the reason.
     A failure caused by an image that needs more IDs than the user has says so, with the fix.
+  - Each passed proof leaves a record on the host, C(O(state_dir)/USER.json), root-owned and not
+    writable by the user. It holds the digest of what was proven and the Podman version. The digest covers the user's
+    UID and GID, the expected ranges, the user's lines in the subuid and subgid files, the
+    image, and the options. A later run whose digest and C(podman --version) match that
+    record starts no Podman for the user. It reports RV(users[].proof=before) with the time of the
+    proof. Everything else, a new user, a changed map, a new Podman version, a failed or
+    missing record, or O(force=true), gets the full proof again, RV(users[].proof=now).
+    A failed proof removes the user's record.
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
@@ -50,11 +57,24 @@ options:
         when O(image) is not in that user's storage yet. No registry is needed.
       - The archive must be readable by every user checked.
     type: path
-  podman_options:
-    description: Global Podman options placed before the subcommand, for example C([--cgroup-manager, cgroupfs]).
-    type: list
-    elements: str
-    default: []
+  state_dir:
+    description:
+      - Folder for the proof records, created root-owned with mode 0755. Records in a folder or
+        file that another user could write are not trusted. The proof runs again.
+    type: path
+    default: /var/lib/fleetid-subid/rootless-proofs
+  force:
+    description: Prove every user again, whatever the records say.
+    type: bool
+    default: false
+  subuid_path:
+    description: The subuid file whose lines for each user go into the digest.
+    type: path
+    default: /etc/subuid
+  subgid_path:
+    description: The subgid file whose lines for each user go into the digest.
+    type: path
+    default: /etc/subgid
   run_options:
     description:
       - Options for C(podman run). The default runs without a network, because the check
@@ -66,7 +86,9 @@ attributes:
   check_mode:
     support: partial
     description: Can run in check mode and return changed status prediction without modifying target.
-    details: In check mode only the ID maps are checked. Images are neither loaded nor run.
+    details: >-
+      In check mode, users with a matching record are reported as RV(users[].proof=before). For the others,
+      only the ID maps are checked (RV(users[].proof=pending)), and no image is loaded or run. No record is written.
   diff_mode:
     support: none
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
@@ -74,11 +96,12 @@ attributes:
     support: full
     platforms: posix
     description: Target OS/families that can be operated against.
-notes:
-  - Requires C(runuser) (util-linux) and Podman on the host.
+extends_documentation_fragment:
+  - fleetid.subid.rootless
 seealso:
   - module: fleetid.subid.allocate
   - module: fleetid.subid.subid
+  - module: fleetid.subid.rootless_migrate
 """
 
 EXAMPLES = r"""
@@ -126,9 +149,34 @@ users:
       description: What is wrong, one message each. Empty when RV(users[].ok) is true.
       type: list
       elements: str
+    proof:
+      description:
+        - V(now) when the proof ran in this run and passed.
+        - V(before) when an earlier proof passed with the same digest and Podman version, so nothing ran now.
+        - V(failed) when the proof ran and failed.
+        - V(pending) in check mode when a real run would prove the user again.
+      type: str
+      choices: [now, before, failed, pending]
+    reason:
+      description: Why the proof ran, for example V(no record), V(map or image changed), V(Podman version changed), V(forced). Empty for V(before).
+      type: str
+    proven_at:
+      description: When the proof that passed ran, in UTC ISO 8601 format. V(null) when none passed.
+      type: str
+    podman_version:
+      description: The Podman version proven, from C(podman --version).
+      type: str
+    digest:
+      description: SHA-256 of what the proof covers, as stored in the record.
+      type: str
   sample:
     - name: alice
       ok: false
+      proof: failed
+      reason: no record
+      proven_at: null
+      podman_version: podman version 4.3.1
+      digest: 0f3c...
       uid_map: [[0, 2001, 1], [1, 100000, 65536]]
       gid_map: [[0, 2001, 1], [1, 100000, 65536]]
       image_loaded: false
@@ -138,19 +186,31 @@ users:
         - "not enough subordinate IDs: the image has files owned by IDs above the 65536 that alice can map; ..."
 """
 
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
 import os
 import pwd
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
 from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
+    PODMAN_SPEC,
     explain_podman_error,
     highest_inside_id,
     map_problems,
     parse_id_map,
+    podman_argv,
+    proof_digest,
+    subid_lines,
 )
 
 MAP_SEPARATOR = "--fleetid-gid-map--"
+RECORD_VERSION = 1
 
 
 class UserCheck:
@@ -159,15 +219,12 @@ class UserCheck:
         self.podman = podman
         self.name = name
         self.report = {"name": name, "ok": False, "uid_map": [], "gid_map": [], "image_loaded": False,
-                       "ran": None, "highest_id": 0, "problems": []}
+                       "ran": None, "highest_id": 0, "problems": [], "proof": "failed", "reason": "",
+                       "proven_at": None, "podman_version": None, "digest": None}
 
     def podman_cmd(self, *args):
-        """Podman as the user: runuser sets HOME/USER; root's runtime dir must not leak in."""
-        params = self.module.params
-        argv = ["runuser", "-u", self.name, "--", "env", "-u", "XDG_RUNTIME_DIR",
-                "-u", "DBUS_SESSION_BUS_ADDRESS", self.podman] + params["podman_options"] + list(args)
-        rc, out, err = self.module.run_command(argv, cwd="/", environ_update={"LC_ALL": "C"})
-        return rc, out, err
+        argv = podman_argv(self.name, self.podman, self.module.params["podman_options"], args)
+        return self.module.run_command(argv, cwd="/", environ_update={"LC_ALL": "C"})
 
     def problem(self, message):
         self.report["problems"].append(message)
@@ -226,36 +283,189 @@ class UserCheck:
                          % (highest_uid, highest_gid, out.strip()))
 
 
+class ProofRecords:
+    """The records of passed proofs: one JSON file per user in a root-owned folder that
+    no user can write, each replaced atomically under the folder's lock. A user must not
+    be able to forge "proven before" for themselves, so a record or folder that anyone
+    but root could have written is not trusted."""
+
+    def __init__(self, module, folder):
+        self.module = module
+        self.folder = folder
+        self.trusted = False
+
+    def open(self):
+        """Check (or, outside check mode, create) the folder; returns a lock context."""
+        if not os.path.lexists(self.folder):
+            if self.module.check_mode:
+                return contextlib.nullcontext()
+            os.makedirs(self.folder, mode=0o755)
+            os.chmod(self.folder, 0o755)
+        st = os.lstat(self.folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+            self.module.fail_json(
+                msg="%s must be a folder owned by root and writable by root only (it is %s, owner UID %d, "
+                    "mode %04o): proof records there could be forged" % (
+                        self.folder, "a folder" if stat.S_ISDIR(st.st_mode) else "not a folder",
+                        st.st_uid, stat.S_IMODE(st.st_mode)))
+        self.trusted = True
+        if self.module.check_mode:
+            return contextlib.nullcontext()
+        return self._lock()
+
+    @contextlib.contextmanager
+    def _lock(self):
+        fd = os.open(os.path.join(self.folder, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def path(self, name):
+        return os.path.join(self.folder, "%s.json" % name)
+
+    def read(self, name):
+        """The user's record, or None when there is none or it cannot be trusted."""
+        if not self.trusted:
+            return None
+        try:
+            fd = os.open(self.path(name), os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, OSError):
+            return None
+        with os.fdopen(fd) as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+                return None
+            try:
+                record = json.load(handle)
+            except ValueError:
+                return None
+        return record if isinstance(record, dict) and record.get("version") == RECORD_VERSION else None
+
+    def write(self, name, record):
+        # The replacement takes the old file's owner and mode: an untrusted file goes first,
+        # so a record is always root's, mode 0644.
+        try:
+            st = os.lstat(self.path(name))
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_gid != 0 or stat.S_IMODE(st.st_mode) != 0o644:
+                os.unlink(self.path(name))
+        except FileNotFoundError:
+            pass
+        replace_file(self.path(name), (json.dumps(record, sort_keys=True, indent=1) + "\n").encode("utf-8"))
+
+    def remove(self, name):
+        try:
+            os.unlink(self.path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
+
 def expected_ranges(entries, name):
     return [(int(e["start"]), int(e["count"])) for e in entries if e.get("name") == name]
 
 
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def main():
     module = AnsibleModule(
-        argument_spec={
+        argument_spec=dict({
             "users": {"type": "list", "elements": "str", "required": True},
             "subuid": {"type": "list", "elements": "dict", "required": True},
             "subgid": {"type": "list", "elements": "dict", "required": True},
             "image": {"type": "str"},
             "image_archive": {"type": "path"},
-            "podman_options": {"type": "list", "elements": "str", "default": []},
             "run_options": {"type": "list", "elements": "str", "default": ["--network", "none"]},
-        },
+            "state_dir": {"type": "path", "default": "/var/lib/fleetid-subid/rootless-proofs"},
+            "force": {"type": "bool", "default": False},
+            "subuid_path": {"type": "path", "default": "/etc/subuid"},
+            "subgid_path": {"type": "path", "default": "/etc/subgid"},
+        }, **PODMAN_SPEC),
         supports_check_mode=True,
     )
+    params = module.params
     podman = module.get_bin_path("podman", required=True)
     module.get_bin_path("runuser", required=True)
-    archive = module.params["image_archive"]
+    archive = params["image_archive"]
     if archive and not os.path.isfile(archive):
         module.fail_json(msg="image_archive %s does not exist on the host" % archive)
+    bad = [name for name in params["users"] if not name or "/" in name or name.startswith(".")]
+    if bad:
+        module.fail_json(msg="not user names: %s" % ", ".join(repr(name) for name in bad))
+    rc, out, err = module.run_command([podman, "--version"], environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        module.fail_json(msg="%s --version failed: %s" % (podman, (err or out).strip()))
+    version = out.strip()
 
-    reports = []
-    for name in module.params["users"]:
-        check = UserCheck(module, podman, name)
-        reports.append(check.run(expected_ranges(module.params["subuid"], name),
-                                 expected_ranges(module.params["subgid"], name)))
+    accounts = {}
+    for name in params["users"]:
+        try:
+            accounts[name] = pwd.getpwnam(name)
+        except KeyError:
+            pass
+    keys = set(accounts) | {str(a.pw_uid) for a in accounts.values()}
+    lines = {"subuid": subid_lines(params["subuid_path"], keys), "subgid": subid_lines(params["subgid_path"], keys)}
+    common = {"image": params["image"], "archive": file_digest(archive) if archive and params["image"] else None,
+              "podman_options": params["podman_options"], "run_options": params["run_options"]}
 
-    changed = any(r["image_loaded"] for r in reports)
+    records = ProofRecords(module, params["state_dir"])
+    reports, changed = [], False
+    with records.open():
+        for name in params["users"]:
+            check = UserCheck(module, podman, name)
+            expected_uid = expected_ranges(params["subuid"], name)
+            expected_gid = expected_ranges(params["subgid"], name)
+            account = accounts.get(name)
+            digest = None
+            if account:
+                own = (name, str(account.pw_uid))
+                digest = proof_digest(dict(common, name=name, uid=account.pw_uid, gid=account.pw_gid,
+                                           subuid=sorted(expected_uid), subgid=sorted(expected_gid),
+                                           subuid_lines=[line for key in own for line in lines["subuid"].get(key, [])],
+                                           subgid_lines=[line for key in own for line in lines["subgid"].get(key, [])]))
+            record = records.read(name) if account else None
+            if record is None:
+                reason = "no record"
+            elif record.get("digest") != digest:
+                reason = "map or image changed"
+            elif record.get("podman_version") != version:
+                reason = "Podman version changed"
+            elif record.get("result") != "ok":
+                reason = "the last proof failed"
+            else:
+                reason = "forced" if params["force"] else ""
+            check.report.update(digest=digest, podman_version=version)
+            if not reason:
+                check.report.update(ok=True, proof="before", proven_at=record.get("proven_at"))
+                reports.append(check.report)
+                continue
+            report = check.run(expected_uid, expected_gid)
+            report["reason"] = reason
+            changed = changed or report["image_loaded"]
+            if module.check_mode:
+                report["proof"] = "pending" if report["ok"] else "failed"
+                changed = changed or report["ok"]
+            elif report["ok"]:
+                report.update(proof="now", proven_at=datetime.datetime.now(datetime.timezone.utc).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"))
+                records.write(name, {"version": RECORD_VERSION, "user": name, "digest": digest,
+                                     "podman_version": version, "result": "ok", "proven_at": report["proven_at"],
+                                     "image": params["image"], "uid_map": report["uid_map"],
+                                     "gid_map": report["gid_map"]})
+                changed = True
+            else:
+                report["proof"] = "failed"
+                # A failed proof must never leave an older "passed" behind.
+                changed = records.remove(name) or changed
+            reports.append(report)
+
     failed = [r for r in reports if not r["ok"]]
     if failed:
         module.fail_json(

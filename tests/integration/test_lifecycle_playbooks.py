@@ -35,7 +35,7 @@ def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
     name, member = "fo" + uuid.uuid4().hex[:6], "fz" + uuid.uuid4().hex[:6]  # allocated in name order
     varfile = write_vars(tmp_path, subid_accounts=[{"name": name, "uid": 2901, "count": 131072},
                                                    {"name": member, "uid": 2902, "groups": ["users"]}],
-                         rootless_podman_install=False,
+                         rootless_podman_install=False, rootless_podman_proof_dir=str(tmp_path / "proofs"),
                          rootless_podman_run_options=["--network", "none", "--runtime", "runc",
                                                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
     playbook = TOP / "playbooks" / "onboard.yml"
@@ -44,13 +44,19 @@ def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
         assert "changed=0" not in first.stdout
         # An account without groups is no reason for a warning ('append' without 'groups').
         assert "[WARNING]" not in first.stdout + first.stderr, first.stdout + first.stderr
-        assert "rootless Podman works for %s" % name in first.stdout
+        assert "rootless Podman works. Proven now: %s, %s." % (name, member) in first.stdout
         assert "%s:9000000:131072\n" % name in Path("/etc/subuid").read_text()
         assert subprocess.check_output(["id", "-u", name]).strip() == b"2901"
         assert subprocess.check_output(["id", "-nG", name]).split() == [name.encode()]
         assert set(subprocess.check_output(["id", "-nG", member]).split()) == {member.encode(), b"users"}
         second = run_playbook(playbook, "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
         assert "changed=0" in second.stdout, second.stdout
+        # Nothing differs: no module run per account, and the proofs stand.
+        for task in ("Create each account's group with the same GID everywhere",
+                     "Create the accounts with the same UID everywhere"):
+            body = second.stdout.split("TASK [%s]" % task)[1].split("TASK [")[0]
+            assert "skipping: [localhost] => (item=%s)" % name in body and "ok: [" not in body, body
+        assert "Proven before with the same map and Podman version: %s, %s." % (name, member) in second.stdout
         assert "[WARNING]" not in second.stdout + second.stderr, second.stdout + second.stderr
     finally:
         for account in (name, member):

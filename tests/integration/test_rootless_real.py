@@ -7,6 +7,7 @@ user with 65536 subordinate IDs and runs for a user given 4,194,304.
 
 import json
 import os
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -63,16 +64,23 @@ def make_user(subid_files):
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
-def check(run_module, users, entries, **extra):
-    args = {"users": users, "subuid": entries, "subgid": entries, "run_options": RUN_OPTIONS}
+@pytest.fixture
+def proof_dir(tmp_path):
+    """Proof records in a folder of the test's own, never the machine's."""
+    return tmp_path / "proofs"
+
+
+def check(run_module, proof_dir, users, entries, check_mode=False, **extra):
+    args = {"users": users, "subuid": entries, "subgid": entries, "run_options": RUN_OPTIONS,
+            "state_dir": str(proof_dir)}
     args.update(extra)
-    return run_module("fleetid.subid.rootless_check", args, env=PODMAN_ENV)
+    return run_module("fleetid.subid.rootless_check", args, check_mode=check_mode, env=PODMAN_ENV)
 
 
-def test_maps_and_a_real_run_match_the_ledger(run_module, make_user, images):
+def test_maps_and_a_real_run_match_the_ledger(run_module, proof_dir, make_user, images):
     user = make_user(3000000, 65536)
     uid = int(subprocess.check_output(["id", "-u", user]))
-    res = check(run_module, [user], [{"name": user, "start": 3000000, "count": 65536}],
+    res = check(run_module, proof_dir, [user], [{"name": user, "start": 3000000, "count": 65536}],
                 image="localhost/fleetid-busybox:latest", image_archive=str(images["fleetid-busybox"]))
     assert not res.get("failed"), res
     report = res["users"][0]
@@ -80,26 +88,26 @@ def test_maps_and_a_real_run_match_the_ledger(run_module, make_user, images):
     assert report["ran"] is True and report["image_loaded"] is True
     assert report["highest_id"] == 65536
     assert res["changed"] is True
-    again = check(run_module, [user], [{"name": user, "start": 3000000, "count": 65536}],
+    again = check(run_module, proof_dir, [user], [{"name": user, "start": 3000000, "count": 65536}],
                   image="localhost/fleetid-busybox:latest", image_archive=str(images["fleetid-busybox"]))
     assert again["changed"] is False and again["users"][0]["ok"]
 
 
-def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, make_user):
+def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, proof_dir, make_user):
     user = make_user(3200000, 65536)
-    res = check(run_module, [user], [{"name": user, "start": 3300000, "count": 65536}])
+    res = check(run_module, proof_dir, [user], [{"name": user, "start": 3300000, "count": 65536}])
     assert res["failed"]
     assert "rootless Podman does not work for %s" % user in res["msg"]
     assert ("subuid ranges in use are 3200000+65536 but the ledger says 3300000+65536; if /etc/subuid is "
             "right, run `podman system migrate` as the user") in res["msg"]
 
 
-def test_seed_case_high_uid_image_needs_a_larger_range(run_module, make_user, images):
+def test_seed_case_high_uid_image_needs_a_larger_range(run_module, proof_dir, make_user, images):
     small = make_user(3400000, 65536)
     large = make_user(3500000, 4194304)
     entries = [{"name": small, "start": 3400000, "count": 65536},
                {"name": large, "start": 3500000, "count": 4194304}]
-    res = check(run_module, [small, large], entries,
+    res = check(run_module, proof_dir, [small, large], entries,
                 image="localhost/fleetid-highuid:latest", image_archive=str(images["fleetid-highuid"]))
     assert res["failed"]
     by_name = {r["name"]: r for r in res["users"]}
@@ -125,10 +133,11 @@ ROLE_PLAY = """\
         rootless_podman_test_image_archive: {archive}
         rootless_podman_remote_tmp: {remote_tmp}
         rootless_podman_run_options: {run_options}
+        rootless_podman_proof_dir: {proof_dir}
 """
 
 
-def test_seed_case_through_the_role(make_user, images, tmp_path):
+def test_seed_case_through_the_role(make_user, images, tmp_path, proof_dir):
     """The role names the user who needs more IDs, and passes the one who has them."""
     remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]  # users must reach the archive
     small = make_user(3600000, 65536)
@@ -138,7 +147,7 @@ def test_seed_case_through_the_role(make_user, images, tmp_path):
     playbook = tmp_path / "role.yml"
     playbook.write_text(ROLE_PLAY.format(
         users=json.dumps([small, large]), entries=json.dumps(entries), archive=images["fleetid-highuid"],
-        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS)))
+        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS), proof_dir=proof_dir))
     proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
     assert proc.returncode != 0
     assert "rootless Podman does not work for %s: %s: podman load of" % (small, small) in proc.stdout
@@ -151,10 +160,89 @@ def test_seed_case_through_the_role(make_user, images, tmp_path):
         Path(path).write_text(text)
     playbook.write_text(ROLE_PLAY.format(
         users=json.dumps([small, large]), entries=json.dumps(entries), archive=images["fleetid-highuid"],
-        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS)))
+        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS), proof_dir=proof_dir))
     subprocess.run(["runuser", "-u", small, "--", "podman", "system", "migrate"], cwd="/", check=True,
                    capture_output=True)
     proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert proc.returncode == 0, proc.stdout
-    assert "rootless Podman works for %s, %s" % (small, large) in proc.stdout
+    # The small user's map changed: proven again; the large one's did not: the earlier proof stands.
+    assert "Proven now: %s. Proven before with the same map and Podman version: %s." % (small, large) in proc.stdout
+
+
+def as_user(user, *argv):
+    return subprocess.run(["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", *argv], cwd="/",
+                          env=dict(os.environ, **PODMAN_ENV), capture_output=True, text=True)
+
+
+def test_a_passed_proof_is_recorded_and_reported_as_earlier_until_something_changes(
+        run_module, proof_dir, make_user, images):
+    user = make_user(3800000, 65536)
+    entries = [{"name": user, "start": 3800000, "count": 65536}]
+    image = {"image": "localhost/fleetid-busybox:latest", "image_archive": str(images["fleetid-busybox"])}
+    first = check(run_module, proof_dir, [user], entries, **image)
+    report = first["users"][0]
+    assert first["changed"] and (report["proof"], report["reason"], report["ran"]) == ("now", "no record", True)
+    record = proof_dir / ("%s.json" % user)
+    st = record.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode), stat.S_IMODE(proof_dir.stat().st_mode)) == (0, 0o644, 0o755)
+    saved = json.loads(record.read_text())
+    assert (saved["digest"], saved["result"], saved["proven_at"]) == (report["digest"], "ok", report["proven_at"])
+    assert saved["podman_version"].startswith("podman version ")
+
+    # The user's image is gone: a real proof would load it again. Nothing runs: proven before.
+    assert as_user(user, "podman", "rmi", "localhost/fleetid-busybox:latest").returncode == 0
+    for check_mode in (True, False):
+        again = check(run_module, proof_dir, [user], entries, check_mode=check_mode, **image)
+        assert again["changed"] is False and not again.get("failed"), again
+        assert again["users"][0]["proof"] == "before" and again["users"][0]["proven_at"] == report["proven_at"]
+        assert again["users"][0]["image_loaded"] is False and again["users"][0]["ran"] is None
+    assert as_user(user, "podman", "image", "exists", "localhost/fleetid-busybox:latest").returncode == 1
+
+    forced = check(run_module, proof_dir, [user], entries, force=True, **image)
+    assert (forced["users"][0]["proof"], forced["users"][0]["reason"]) == ("now", "forced")
+    assert forced["users"][0]["image_loaded"] is True and forced["changed"]
+
+    # A record anyone could have written is not trusted.
+    record.chmod(0o666)
+    untrusted = check(run_module, proof_dir, [user], entries, **image)
+    assert (untrusted["users"][0]["proof"], untrusted["users"][0]["reason"]) == ("now", "no record")
+    assert stat.S_IMODE(record.stat().st_mode) == 0o644
+
+    # The host's map changes: proven again, and a failed proof removes the record.
+    for path in ("/etc/subuid", "/etc/subgid"):
+        Path(path).write_text(Path(path).read_text().replace("%s:3800000:65536" % user, "%s:3900000:65536" % user))
+    as_user(user, "podman", "system", "migrate")
+    failed = check(run_module, proof_dir, [user], entries, **image)
+    assert failed["failed"] and failed["users"][0]["proof"] == "failed"
+    assert failed["users"][0]["reason"] == "map or image changed"
+    assert not record.exists()
+    moved = [{"name": user, "start": 3900000, "count": 65536}]
+    proven = check(run_module, proof_dir, [user], moved, **image)
+    assert (proven["users"][0]["proof"], proven["users"][0]["reason"]) == ("now", "no record")
+
+
+def test_a_records_folder_others_can_write_is_refused(run_module, proof_dir, make_user):
+    user = make_user(4000000, 65536)
+    proof_dir.mkdir(mode=0o777)
+    proof_dir.chmod(0o777)
+    res = check(run_module, proof_dir, [user], [{"name": user, "start": 4000000, "count": 65536}])
+    assert res["failed"]
+    assert ("%s must be a folder owned by root and writable by root only (it is a folder, owner UID 0, mode 0777)"
+            % proof_dir) in res["msg"]
+
+
+def test_migrate_runs_only_for_users_with_podman_state(run_module, make_user):
+    used, fresh = make_user(4100000, 65536), make_user(4200000, 65536)
+    assert as_user(used, "podman", "info").returncode == 0
+    home = Path("/home") / fresh
+    args = {"users": [used, fresh, "fxnosuchuser"]}
+    for check_mode in (True, False):
+        res = run_module("fleetid.subid.rootless_migrate", args, check_mode=check_mode, env=PODMAN_ENV)
+        assert not res.get("failed"), res
+        assert (res["migrated"], res["without_state"], res["without_account"]) == ([used], [fresh], ["fxnosuchuser"])
+        assert res["changed"] is True
+        assert "storage /home/%s/.local/share/containers/storage" % used in res["evidence"][used]
+        assert not (home / ".local" / "share" / "containers").exists()  # Podman never ran as fresh
+    none = run_module("fleetid.subid.rootless_migrate", {"users": [fresh]}, env=PODMAN_ENV)
+    assert none["changed"] is False and none["migrated"] == []

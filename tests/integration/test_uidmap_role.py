@@ -48,3 +48,19 @@ def test_a_helper_without_setuid_or_caps_fails_clearly(playbook):
     assert "newuidmap at /usr/bin/newuidmap carries neither the setuid bit nor the cap_setuid file" in proc.stdout
     assert "chmod u+s /usr/bin/newuidmap" in proc.stdout
     assert os.stat(helper).st_mode & stat.S_ISUID
+
+
+def test_intact_helpers_need_no_package_manager_and_no_facts(tmp_path):
+    """A converged host costs one module run: no fact gathering, no apt."""
+    path = tmp_path / "install.yml"
+    path.write_text(PLAY.replace("uidmap_install: false", "uidmap_install: true"))
+    proc = run_playbook(path, check=False)
+    assert proc.returncode == 0, proc.stdout
+    tasks = {}
+    for block in proc.stdout.split("TASK [")[1:]:
+        name, _, body = block.partition("]")
+        tasks[name] = body
+    assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Install newuidmap and newgidmap"]
+    assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Set platform variables"]
+    assert "ok: [localhost]" in tasks["fleetid.subid.uidmap : Inspect the ID-map helpers"]
+    assert "changed=0" in proc.stdout

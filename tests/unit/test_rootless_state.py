@@ -1,0 +1,91 @@
+"""What marks a user's rootless Podman state (module_utils.rootless.podman_state), read
+from folders built here, and the digest and file reading behind the proof records."""
+
+import os
+
+from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
+    namespaced_owners,
+    podman_state,
+    proof_digest,
+    storage_paths,
+    subid_lines,
+)
+
+
+def layout(tmp_path):
+    home, run, tmp = tmp_path / "home" / "alice", tmp_path / "run" / "user", tmp_path / "tmp"
+    for folder in (home, run, tmp):
+        folder.mkdir(parents=True)
+    return str(home), str(run), str(tmp)
+
+
+def state(tmp_path, home, run, tmp, confs=(), in_namespace=frozenset()):
+    return podman_state("alice", os.getuid(), home, in_namespace, system_confs=confs)
+
+
+def test_a_user_who_never_ran_podman_has_no_state(tmp_path):
+    home, run, tmp = layout(tmp_path)
+    os.makedirs(os.path.join(home, ".local", "share", "other"))
+    os.makedirs(os.path.join(run, str(os.getuid())))  # logind's runtime dir alone is no Podman state
+    assert state(tmp_path, home, run, tmp) == []
+
+
+def test_default_storage_under_the_home_is_state(tmp_path):
+    home, run, tmp = layout(tmp_path)
+    os.makedirs(os.path.join(home, ".local", "share", "containers", "storage"))
+    assert state(tmp_path, home, run, tmp) == ["storage %s/.local/share/containers/storage" % home]
+
+
+def test_runtime_folders_alone_are_no_state(tmp_path):
+    # They outlive the pause process and the account (and UIDs are reused).
+    home, run, tmp = layout(tmp_path)
+    os.makedirs(os.path.join(tmp, "podman-run-%d" % os.getuid(), "libpod"))
+    os.makedirs(os.path.join(run, str(os.getuid()), "containers"))
+    assert state(tmp_path, home, run, tmp) == []
+
+
+def test_configured_storage_places_are_looked_at(tmp_path):
+    home, run, tmp = layout(tmp_path)
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage]\ndriver = "overlay"\nrootless_storage_path = "$HOME/podman/$USER-$UID"\n')
+    os.makedirs(os.path.join(home, ".config", "containers"))
+    with open(os.path.join(home, ".config", "containers", "storage.conf"), "w") as handle:
+        handle.write("[storage]\n# graphroot = \"/nope\"\ngraphroot = \"~/big/storage\"\n")
+    assert storage_paths("alice", 7, home, [str(tmp_path / "missing.conf"), str(conf)]) == [
+        home + "/big/storage", home + "/podman/alice-7", home + "/.local/share/containers/storage"]
+    os.makedirs(os.path.join(home, "podman", "alice-%d" % os.getuid()))
+    assert state(tmp_path, home, run, tmp, confs=[str(conf)]) == [
+        "storage %s/podman/alice-%d" % (home, os.getuid())]
+
+
+def test_processes_in_a_user_namespace_are_state(tmp_path):
+    home, run, tmp = layout(tmp_path)
+    assert state(tmp_path, home, run, tmp, in_namespace={os.getuid()}) == [
+        "processes in a user namespace (pause process or containers)"]
+
+
+def test_namespaced_owners_reads_proc(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, ns in (("1", "user:[1]"), ("20", "user:[1]"), ("30", "user:[2]"), ("self", "user:[2]")):
+        (proc / pid / "ns").mkdir(parents=True)
+        os.symlink(ns, proc / pid / "ns" / "user")
+    assert namespaced_owners(str(proc)) == {os.getuid()}
+    os.unlink(proc / "30" / "ns" / "user")
+    os.symlink("user:[1]", proc / "30" / "ns" / "user")
+    assert namespaced_owners(str(proc)) == set()
+    assert namespaced_owners(str(tmp_path / "nothing")) == set()
+
+
+def test_digest_depends_on_every_fact_and_not_on_their_order():
+    facts = {"name": "alice", "uid": 2001, "subuid": [[100000, 65536]], "image": None}
+    assert proof_digest(facts) == proof_digest(dict(reversed(list(facts.items()))))
+    assert proof_digest(facts) != proof_digest(dict(facts, subuid=[[165536, 65536]]))
+    assert proof_digest(facts) != proof_digest(dict(facts, uid=2002))
+
+
+def test_subid_lines_by_name_and_uid(tmp_path):
+    path = tmp_path / "subuid"
+    path.write_text("alice:100000:65536\nbob:165536:65536\n2001:300000:65536\nalice:400000:65536\n")
+    assert subid_lines(str(path), {"alice", "2001"}) == {
+        "alice": ["alice:100000:65536", "alice:400000:65536"], "2001": ["2001:300000:65536"]}
+    assert subid_lines(str(tmp_path / "missing"), {"alice"}) == {}
