@@ -73,8 +73,10 @@ def explain_podman_error(text, user, total):
     if any(marker in lower for marker in _HELPER_BROKEN):
         return ("newuidmap/newgidmap cannot write the ID map: the helpers need the setuid bit or "
                 "file capabilities (role fleetid.subid.uidmap checks this)")
-    last = [line for line in text.strip().splitlines() if line.strip()]
-    return last[-1] if last else "podman failed without a message"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    # Podman 3.0 and 5.x end with a bare ": exit status 1"; the reason is on its Error: line.
+    errors = [line for line in lines if line.startswith("Error:")]
+    return errors[-1] if errors else lines[-1] if lines else "podman failed without a message"
 
 
 def _ranges_text(pairs):
