@@ -107,4 +107,4 @@ def test_rootless_podman_as_a_directory_user_owns_a_file_as_the_top_id_of_the_ra
         "sh -c 'rm -f /proof/f && touch /proof/f && chown %d:%d /proof/f && stat -c %%u:%%g /proof/f'"
         % (block["count"], block["count"]))
     assert out.strip() == "%d:%d" % (block["count"], block["count"])
-    assert node.check_output("stat -c %%u:%%g /home/dana/proof/f") == "%d:%d" % (top, top)
+    assert node.check_output("stat -c %u:%g /home/dana/proof/f") == "%d:%d" % (top, top)
