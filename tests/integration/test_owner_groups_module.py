@@ -42,8 +42,8 @@ def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
     assert res["added"]["daemon"] == "daemon"
     groups = {g["name"]: g for g in res["groups"]}
     assert groups["root"]["found"] and groups["root"]["gid"] == 0 and "root" in groups["root"]["members"]
-    assert groups["fleetid-no-such-group"] == {"name": "fleetid-no-such-group", "found": False, "gid": None,
-                                                "members": []}
+    missing = {"name": "fleetid-no-such-group", "found": False, "gid": None, "members": []}
+    assert groups["fleetid-no-such-group"] == missing
     assert any("fleetid-no-such-group does not resolve" in w for w in res["warnings"])
     assert res["accounts"]["root"]["uid"] == 0 and res["accounts"]["daemon"]["uid"] == pwd.getpwnam("daemon").pw_uid
     assert res["unresolved"] == ["fleetid-no-such-user"]
@@ -53,6 +53,6 @@ def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
 
 
 def test_a_bad_group_item_fails_naming_it(run_module, subuid):
-    res = run_module("fleetid.subid.owner_groups", {"groups": [{"name": "root", "size": 1}],
-                                                   "subuid_path": str(subuid)})
+    args = {"groups": [{"name": "root", "size": 1}], "subuid_path": str(subuid)}
+    res = run_module("fleetid.subid.owner_groups", args)
     assert res["failed"] and res["msg"] == "owner group 'root' has unknown key(s): size (allowed: name, count, scope)"
