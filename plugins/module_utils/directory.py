@@ -126,15 +126,22 @@ def merge_owners(owners, groups, resolved_groups, known_accounts):
 
 
 def resolved_ids(accounts, groups):
-    """Every ID the host resolved, as [{kind, id, name}]: each account's UID and primary
-    GID, each group's GID. Sorted by kind, then ID."""
-    ids = set()
+    """Every ID the host resolved, once each, as [{kind, id, name}]: the accounts' UIDs,
+    and as GIDs the groups' and the accounts' primary GIDs, ``name`` saying whose. UIDs
+    first, then GIDs, each by ID."""
+    uids, gids = collections.defaultdict(list), collections.defaultdict(lambda: ([], []))
     for name, entry in accounts.items():
-        ids.add(("uid", entry["uid"], name))
-        ids.add(("gid", entry["gid"], "primary group of %s" % name))
+        uids[entry["uid"]].append(name)
+        gids[entry["gid"]][1].append(name)
     for name, entry in groups.items():
-        ids.add(("gid", entry["gid"], "group %s" % name))
-    return [{"kind": kind, "id": some_id, "name": name} for kind, some_id, name in sorted(ids)]
+        gids[entry["gid"]][0].append(name)
+    result = [{"kind": "uid", "id": uid, "name": ", ".join(sorted(names))} for uid, names in sorted(uids.items())]
+    for gid, (group_names, members) in sorted(gids.items()):
+        parts = ["group %s" % g for g in sorted(group_names)]
+        if members:
+            parts.append("primary group of %s" % ", ".join(sorted(members)))
+        result.append({"kind": "gid", "id": gid, "name": "; ".join(parts)})
+    return result
 
 
 def ids_in_ranges(ids, ranges, reserved=(), floor=0):

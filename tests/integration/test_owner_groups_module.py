@@ -48,7 +48,7 @@ def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
     assert res["accounts"]["root"]["uid"] == 0 and res["accounts"]["daemon"]["uid"] == pwd.getpwnam("daemon").pw_uid
     assert res["unresolved"] == ["fleetid-no-such-user"]
     assert {"kind": "uid", "id": 0, "name": "root"} in res["resolved_ids"]
-    assert {"kind": "gid", "id": 0, "name": "group root"} in res["resolved_ids"]
+    assert {"kind": "gid", "id": 0, "name": "group root; primary group of root"} in res["resolved_ids"]
     assert res["present_owners"] == ["alice", "bob"]  # shadow skips the NIS line
 
 

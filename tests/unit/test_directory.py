@@ -77,12 +77,16 @@ def test_bad_owner_groups_are_refused_by_name(groups, message):
         normalize_groups(groups)
 
 
-def test_resolved_ids_cover_uids_primary_gids_and_group_gids():
-    ids = resolved_ids({"dana": {"uid": 70001, "gid": 70001, "home": "/home/dana", "shell": "/bin/bash"}},
+def test_resolved_ids_cover_uids_primary_gids_and_group_gids_once_each():
+    person = {"home": "/home/x", "shell": "/bin/bash"}
+    ids = resolved_ids({"dana": dict(person, uid=70001, gid=70500), "erik": dict(person, uid=70002, gid=70500),
+                        "ci": dict(person, uid=70003, gid=70003)},
                        {"developers": {"gid": 70500, "members": ["dana"]}})
-    assert ids == [{"kind": "gid", "id": 70001, "name": "primary group of dana"},
-                   {"kind": "gid", "id": 70500, "name": "group developers"},
-                   {"kind": "uid", "id": 70001, "name": "dana"}]
+    assert ids == [{"kind": "uid", "id": 70001, "name": "dana"},
+                   {"kind": "uid", "id": 70002, "name": "erik"},
+                   {"kind": "uid", "id": 70003, "name": "ci"},
+                   {"kind": "gid", "id": 70003, "name": "primary group of ci"},
+                   {"kind": "gid", "id": 70500, "name": "group developers; primary group of dana, erik"}]
 
 
 def test_ids_in_ranges_skip_reserved_ids_and_ids_below_the_floor():
