@@ -15,9 +15,10 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     parse_owners,
     parse_pool,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids_in_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, render_block
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX, LedgerError, render_block
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
 
 ARGUMENT_SPEC = {
@@ -26,6 +27,12 @@ ARGUMENT_SPEC = {
     "owners": {"type": "list", "elements": "raw", "required": True},
     "hold": {"type": "list", "elements": "str", "default": []},
     "lock_timeout": specs.LOCK_TIMEOUT,
+    "resolved_ids": {"type": "list", "elements": "dict", "default": [], "options": {
+        "kind": {"type": "str", "required": True, "choices": ["uid", "gid"]},
+        "id": {"type": "int", "required": True},
+        "name": {"type": "str", "required": True},
+    }},
+    "present_owners": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -33,6 +40,36 @@ def _retired(requests):
     """Owners whose lines leave this host: listed only as released or reclaimed."""
     present = {r.name for r in requests if r.state == "present"}
     return sorted({r.name for r in requests if r.state != "present"} - present)
+
+
+def _refuse_pool_over_ids(pool, resolved, host):
+    """A RangeError when a pool range (outside ``reserved`` and the floor) holds an ID the
+    host resolved: such a pool could hand out a directory user's own ID, and a directory
+    that is not enumerated may hold more IDs around it."""
+    hits = ids_in_ranges(resolved, pool.ranges, pool.reserved, pool.floor)
+    if hits:
+        raise RangeError(
+            "the pool is refused, nothing was allocated or written: %s. A directory that cannot be "
+            "enumerated may hold more IDs near these; declare its ID ranges in the pool's reserved list "
+            "(e.g. {start: 10000, count: 1990000} for LDAP IDs 10000-1999999, or {start: 200000, count: "
+            "2000000000} for SSSD's ID mapping) or move the pool's ranges above them" % "; ".join(
+                "pool range %d-%d contains %s %d of %s (resolved on %s)" % (
+                    rng.start, rng.last, entry["kind"].upper(), entry["id"], entry["name"], host)
+                for entry, rng in hits[:5]))
+
+
+def _unrequested(store, pool, present, requests, held, host):
+    """Owners with a line on the host (``present``) and an active ledger block for it that
+    this run no longer asks for: a member who left an owner group, an owner dropped from
+    subid_owners. They keep their lines and blocks until released explicitly."""
+    names = set(present) - {r.name for r in requests} - held
+    if not names:
+        return []
+    blocks = store.owner_blocks(names, pool)
+    if blocks is None:
+        blocks = store.snapshot().blocks
+    return sorted({b.owner for b in blocks if b.owner in names and b.state == "active"
+                   and (b.scope == FLEET or b.scope == HOST_PREFIX + host)})
 
 
 def _block_dict(block):
@@ -54,9 +91,11 @@ class ActionModule(ActionBase):
             pool = parse_pool(args["pool"])
             held = set(args["hold"])
             requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
+            _refuse_pool_over_ids(pool, args["resolved_ids"], host)
             with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
                 result["ledger"] = store.location
                 current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
+                unrequested = _unrequested(store, pool, args["present_owners"], requests, held, host)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
             result.update(failed=True, msg=str(exc))
             return result
@@ -78,8 +117,17 @@ class ActionModule(ActionBase):
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
             retired=[{"name": name} for name in _retired(requests)],
+            unrequested=unrequested,
             floor=pool.floor,
         )
+        if unrequested:
+            result.setdefault("warnings", []).append(
+                "%s: %s ha%s a line here and an active block in the ledger but %s no longer requested (not in "
+                "subid_owners, not a member of subid_owner_groups); the line%s and block%s stay until released "
+                "explicitly (playbooks/offboard.yml)" % (
+                    host, ", ".join(unrequested), "s" if len(unrequested) == 1 else "ve",
+                    "is" if len(unrequested) == 1 else "are", "" if len(unrequested) == 1 else "s",
+                    "" if len(unrequested) == 1 else "s"))
         if self._task.check_mode and outcome.added:
             # Hosts run in separate workers and check mode writes nothing, so each host's
             # new blocks are predicted as if no other host asked for any.

@@ -24,6 +24,7 @@ ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str", "required": True},
     "info_var": {"type": "str", "default": "subid_audit_info"},
     "owners_var": {"type": "str", "default": "subid_owners"},
+    "resolved_var": {"type": "str", "default": "subid_audit_owners"},
     "report_dir": {"type": "path", "required": True},
     "fail_on_critical": {"type": "bool", "default": True},
 }
@@ -57,7 +58,14 @@ class ActionModule(ActionBase):
         for host in args["hosts"]:
             host_vars = hostvars.get(host, {})
             owners = self._templar.template(host_vars.get(args["owners_var"], []))
-            hosts[host] = {"info": host_vars.get(args["info_var"]), "owners": _owner_names(owners)}
+            resolved = host_vars.get(args["resolved_var"])
+            if isinstance(resolved, dict) and not resolved.get("failed") and "owners" in resolved:
+                # Owners as the host resolved them: subid_owners plus the owner groups' members.
+                owners = resolved["owners"]
+            else:
+                resolved = None
+            hosts[host] = {"info": host_vars.get(args["info_var"]), "owners": _owner_names(owners),
+                           "resolved": resolved}
         report = audit(blocks, pool, hosts)
 
         folder = args["report_dir"]

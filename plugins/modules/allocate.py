@@ -96,6 +96,41 @@ options:
     type: list
     elements: str
     default: []
+  resolved_ids:
+    description:
+      - IDs that the host resolved through NSS, as returned by RV(fleetid.subid.owner_groups#module:resolved_ids).
+        These are the UIDs and primary GIDs of the owners (directory users included) and the GIDs of the owner groups.
+      - When a range of O(pool.ranges) contains one of them outside O(pool.reserved) and above O(pool.floor),
+        the pool is refused before anything is allocated, and nothing is written to the ledger or any host.
+        A directory that cannot be enumerated may hold more IDs near a resolved one, so the pool
+        must reserve the directory's ID ranges rather than carve around single IDs.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: V(uid) or V(gid).
+        type: str
+        required: true
+        choices: [uid, gid]
+      id:
+        description: The ID.
+        type: int
+        required: true
+      name:
+        description: Whose ID it is, for the message.
+        type: str
+        required: true
+  present_owners:
+    description:
+      - Owner fields of the host's current C(/etc/subuid) lines, as returned by
+        RV(fleetid.subid.owner_groups#module:present_owners).
+      - Those with an active block in the ledger for this host that O(owners) no longer lists
+        (a member who left an owner group, an owner dropped from C(subid_owners)) are returned in
+        RV(unrequested) and named in a warning. Nothing is released; that stays an explicit step.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - fleetid.subid.attributes.controller
   - ansible.builtin.action_common_attributes
@@ -212,6 +247,14 @@ retired:
   type: list
   elements: dict
   sample: [{name: carol}]
+unrequested:
+  description:
+    - Owners of O(present_owners) with an active ledger block for this host that this call does not
+      request. Their lines and blocks stay; release them with C(playbooks/offboard.yml) when they have left.
+  returned: success
+  type: list
+  elements: str
+  sample: [erik]
 ledger:
   description: The ledger used, an absolute path or a V(postgresql://) URI without its password.
   returned: when the ledger could be opened

@@ -24,6 +24,14 @@ description:
   - Also reports everything the hosts found themselves. That covers overlaps, ranges over
     host IDs or root or below 1000, ranges that contain their owner's own UID, missing or
     unprivileged newuidmap and newgidmap, and disabled user namespaces.
+  - "Covers directory owners when each host also registered M(fleetid.subid.owner_groups) (see O(resolved_var)):
+    group members without a block (V(member_without_block), warning); with owner groups, owners with a
+    line and an active block that the host no longer requests, such as a member who left the group
+    (V(unrequested), warning; never released by the audit); and ranges, in the host files or the ledger,
+    that contain a UID or GID the host resolved by name (V(resolved_id_in_range), critical), which the
+    host-ID check of M(fleetid.subid.subid_info) cannot see when the directory does not enumerate.
+    Blocks of accounts that no longer resolve show as the hosts' V(unknown_owner) findings."
+  - Findings of severity V(info) (such as V(directory_not_enumerated)) are listed and counted but never fail the audit.
   - Writes C(subid-audit.json) for tools, C(subid-audit.md) for people and
     C(subid-idspace.svg), a map of the ID space with blocks, reserved ranges, quarantine and
     free space. It fails when anything is critical, so CI can gate on it.
@@ -43,6 +51,13 @@ options:
     description: Name of the variable, on each host, that lists its owners, used to report missing lines.
     type: str
     default: subid_owners
+  resolved_var:
+    description:
+      - Name of the variable, on each host, that holds the registered M(fleetid.subid.owner_groups) result.
+        When it is set, the host's owners are its RV(fleetid.subid.owner_groups#module:owners) (owners and
+        group members) instead of O(owners_var), and the directory findings are reported.
+    type: str
+    default: subid_audit_owners
   report_dir:
     description: Folder on the controller for the three report files.
     type: path
@@ -92,7 +107,7 @@ summary:
   description: Counts of hosts, blocks, IDs, free space and findings.
   returned: success
   type: dict
-  sample: {hosts: 3, blocks: 4, active_blocks: 3, quarantined_blocks: 1, owners: 4, critical: 0, warning: 1}
+  sample: {hosts: 3, blocks: 4, active_blocks: 3, quarantined_blocks: 1, owners: 4, critical: 0, warning: 1, info: 0}
 findings:
   description: Each finding as C({host, severity, kind, owner, file, line, message}), most severe first.
   returned: success

@@ -337,6 +337,16 @@ def host_ids(module, database):
     return sorted(names), names
 
 
+def with_owner_ids(ids, names, own):
+    """``ids``/``names`` plus the owners' own IDs (name -> UID or GID)."""
+    extra = {some_id: name for name, some_id in own.items() if some_id not in names}
+    if not extra:
+        return ids, names
+    merged = dict(extra)
+    merged.update(names)
+    return sorted(set(ids) | set(extra)), merged
+
+
 def read_text(path):
     """The file's text; "" when it does not exist. A symbolic link is refused, as shadow does."""
     data = read_regular(path)
@@ -365,6 +375,9 @@ def plan(module, kind, path, items, cache=None, previous=None):
                 entry = account(name, cache)
                 if entry is not None:
                     own[name] = entry.pw_uid if kind == "subuid" else entry.pw_gid
+            # Owners resolved by name count as host IDs too: a directory that is not
+            # enumerated (SSSD's enumerate = false) is missing from getent's listing.
+            ids, names = with_owner_ids(ids, names, own)
         check_edit(edit, ids, word, own_ids=own, id_names=names)
     return edit
 

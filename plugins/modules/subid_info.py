@@ -43,6 +43,10 @@ options:
     description: Path of nsswitch.conf.
     type: path
     default: /etc/nsswitch.conf
+  sssd_conf_path:
+    description: Path of SSSD's configuration, read to tell whether its domains enumerate.
+    type: path
+    default: /etc/sssd/sssd.conf
   floor:
     description: Ranges that reach below this ID are reported as critical.
     type: int
@@ -160,6 +164,16 @@ nsswitch_subid:
   returned: always
   type: str
   sample: sss
+id_sources:
+  description:
+    - The sources of the passwd and group databases (nsswitch.conf), the SSSD domains with whether
+      each enumerates, and whether enumerating the databases lists every account (V(complete)).
+    - When V(complete) is false, the host-ID check (V(host_id_collision)) sees the local accounts and
+      only those directory accounts and groups it resolves by name, such as the owners; V(reasons) says why.
+  returned: always
+  type: dict
+  sample: {passwd: [files, sss], group: [files, sss], sssd_domains: {example: false}, complete: false,
+           reasons: ["/etc/nsswitch.conf: passwd: sss, and SSSD domain example has enumerate = false (/etc/sssd/sssd.conf)"]}
 systemd_id_allocators:
   description:
     - Paths of systemd-nspawn and systemd-nsresourced on the host. These programs hand out
@@ -206,6 +220,9 @@ findings:
     - "V(helper_not_privileged) (critical): the helper is neither setuid root nor has its file capability."
     - "V(userns_disabled): unprivileged user namespaces are off (critical), or AppArmor restricts them (warning)."
     - "V(nsswitch_subid) (warning): nsswitch.conf names a C(subid:) source other than files."
+    - "V(directory_not_enumerated) (info): the passwd or group database includes a source that does not
+      list all its accounts when enumerated (SSSD with C(enumerate = false), LDAP, winbind), so the
+      host-ID check could not see the whole directory. See RV(id_sources)."
     - "V(systemd_window) (warning): a range lies in systemd's container UID range (524288-1879048191)
       or foreign UID range (2147352576-2147418111), and systemd-nspawn or systemd-nsresourced is
       installed. These pick ID blocks there without reading the subid files."
@@ -214,7 +231,7 @@ findings:
   elements: dict
   contains:
     severity:
-      description: V(critical) or V(warning).
+      description: V(critical), V(warning) or V(info).
       type: str
     kind:
       description: A stable identifier of the problem.
@@ -248,6 +265,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     folder_problems,
     read_regular,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import id_source_report, not_enumerated_finding
 from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     CAP_SETGID,
     CAP_SETUID,
@@ -429,6 +447,7 @@ def main():
             "login_defs_path": {"type": "path", "default": "/etc/login.defs"},
             "proc_sys_path": {"type": "path", "default": "/proc/sys"},
             "nsswitch_path": {"type": "path", "default": "/etc/nsswitch.conf"},
+            "sssd_conf_path": {"type": "path", "default": "/etc/sssd/sssd.conf"},
             "floor": {"type": "int", "default": 1000},
         },
         supports_check_mode=True,
@@ -456,7 +475,13 @@ def main():
         text = read(os.path.join(params["proc_sys_path"], *name.split(".")))
         if text is not None and text.strip().lstrip("-").isdigit():
             sysctls[name] = int(text)
-    source = nsswitch_subid_source(read(params["nsswitch_path"]))
+    nsswitch_text = read(params["nsswitch_path"])
+    source = nsswitch_subid_source(nsswitch_text)
+    id_sources = id_source_report(nsswitch_text, read(params["sssd_conf_path"]), params["nsswitch_path"],
+                                  params["sssd_conf_path"])
+    not_enumerated = not_enumerated_finding(id_sources)
+    if not_enumerated:
+        found.append(not_enumerated)
     found.extend(system_findings(helpers, sysctls, source, params["nsswitch_path"]))
     allocators = systemd_id_allocators()
     found.extend(systemd_window_findings(files, allocators))
@@ -477,6 +502,7 @@ def main():
         helpers=helpers,
         sysctls=sysctls,
         nsswitch_subid=source,
+        id_sources=id_sources,
         systemd_id_allocators=allocators,
         podman_version=podman_version,
         findings=found,

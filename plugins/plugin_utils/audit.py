@@ -9,9 +9,10 @@ from __future__ import annotations
 import collections
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids_in_ranges, owner_name
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange, merge, subtract
 
-SEVERITY_ORDER = {"critical": 0, "warning": 1}
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 def _finding(host, severity, kind, message, owner=None, file=None, line=None):
@@ -100,12 +101,69 @@ def audit(blocks, pool, hosts):
                     host, "critical", "missing",
                     "%s should have %s in /etc/%s (ledger) but has no line" % (owner, _text(wanted[owner]), kind),
                     owner, kind))
+        if hosts[host].get("resolved"):
+            findings.extend(directory_findings(host, blocks, wanted, info, hosts[host]["resolved"]))
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["host"], f["kind"], f["owner"] or ""))
     return {
         "summary": summarize(blocks, pool, findings, sorted(hosts)),
         "findings": findings,
         "blocks": [dict(owner=b.owner, scope=b.scope, start=b.start, count=b.count, state=b.state) for b in blocks],
     }
+
+
+def directory_findings(host, blocks, wanted, info, resolved):
+    """Findings about owners resolved on the host (owner_groups' result): group members
+    without a block, owners with a line and a block that nobody requests any more (with
+    owner groups: a member who left), and ranges over IDs the host resolved by name, which
+    subid_info's host-ID check cannot see when the directory does not enumerate."""
+    found = []
+    requested = {owner_name(o) for o in resolved.get("owners") or []
+                 if isinstance(o, str) or (o.get("state") or "present") == "present"}
+    groups = [g["name"] for g in resolved.get("groups") or []]
+    for member, group in sorted((resolved.get("added") or {}).items()):
+        if member not in wanted:
+            found.append(_finding(
+                host, "warning", "member_without_block",
+                "%s is a member of %s, so an owner on %s, but has no block in the ledger for it: run site.yml"
+                % (member, group, host), member))
+    entries = read_by_shadow(info.get("subuid"))
+    if groups:
+        for entry in entries:
+            owner = entry["owner"]
+            if owner in wanted and owner not in requested:
+                found.append(_finding(
+                    host, "warning", "unrequested",
+                    "/etc/subuid line %s: %s has %s and an active block in the ledger, but %s no longer requests "
+                    "it (not in subid_owners, not a member of %s): if they left, release it with offboard.yml"
+                    % (entry.get("line"), owner, _text(wanted[owner]), host, ", ".join(groups)),
+                    owner, "subuid", entry.get("line")))
+                requested.add(owner)  # once per owner
+    seen = {(f.get("file"), f.get("line")) for f in info.get("findings", []) if f.get("kind") == "host_id_collision"}
+    ids = resolved.get("resolved_ids") or []
+    for kind, id_kind in (("subuid", "uid"), ("subgid", "gid")):
+        mine = [i for i in ids if i["kind"] == id_kind]
+        for entry in read_by_shadow(info.get(kind)):
+            rng = IdRange(int(entry["start"]), int(entry["count"]))
+            for hit, dummy in ids_in_ranges(mine, [rng]):
+                if (kind, entry.get("line")) in seen or ("/etc/" + kind, entry.get("line")) in seen:
+                    continue
+                found.append(_finding(
+                    host, "critical", "resolved_id_in_range",
+                    "/etc/%s line %s: %s's range %s contains %s %d of %s, which %s resolves by name"
+                    % (kind, entry.get("line"), entry["owner"], rng, id_kind.upper(), hit["id"], hit["name"], host),
+                    entry["owner"], kind, entry.get("line")))
+    for block in blocks:
+        if block.state != "active" or block.owner not in wanted:
+            continue
+        if block.scope != FLEET and block.scope != HOST_PREFIX + host:
+            continue
+        for hit, dummy in ids_in_ranges(ids, [block.range]):
+            found.append(_finding(
+                host, "critical", "resolved_id_in_range",
+                "the ledger's block %s of %s contains %s %d of %s, which %s resolves by name: reserve the "
+                "directory's ID ranges in the pool and move this owner with reclaim and a new block"
+                % (block.range, block.owner, hit["kind"].upper(), hit["id"], hit["name"], host), block.owner))
+    return found
 
 
 def summarize(blocks, pool, findings, hosts):
@@ -127,6 +185,7 @@ def summarize(blocks, pool, findings, hosts):
         "largest_free_run": max((e - s for s, e in free), default=0),
         "critical": sum(1 for f in findings if f["severity"] == "critical"),
         "warning": sum(1 for f in findings if f["severity"] == "warning"),
+        "info": sum(1 for f in findings if f["severity"] == "info"),
     }
 
 

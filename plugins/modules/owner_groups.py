@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: owner_groups
+short_description: Resolve owner groups and owners through the host's NSS, directory users included
+version_added: 0.2.0
+description:
+  - Turns O(groups) into owners. Each member of each group becomes an owner with the group's
+    C(count) and C(scope), after the owners in O(owners), which win for a name they list.
+    A member of several groups takes the first group listed.
+  - Members are resolved with C(getent group NAME) (the group's member list, which is what SSSD,
+    nslcd and winbind return for a directory group) and, among the accounts the host already knows
+    without enumerating a directory, the accounts whose primary GID is the group's GID. A directory
+    user whose primary group is the group but who is not in its member list is B(not) seen when the
+    directory does not enumerate (SSSD's default C(enumerate = false)); list such users in O(owners).
+  - Resolves every owner by name (C(getent passwd NAME...)), so directory accounts that the host
+    cannot enumerate are found too, and returns their IDs in RV(resolved_ids) for the collision
+    checks of M(fleetid.subid.allocate) and M(fleetid.subid.audit).
+  - Reads the owner names in O(subuid_path), so a run can tell which owners have lines here but
+    are no longer requested (for example a member who left a group). Changes nothing.
+  - All of this is one module call per host, with three C(getent) processes.
+author:
+  - fleetid.subid maintainers (@fleetid)
+options:
+  groups:
+    description:
+      - Groups whose members are owners. Each item is a group name, or a mapping with C(name)
+        and optionally C(count) and C(scope), as for the owners of M(fleetid.subid.allocate).
+      - A group that does not resolve on the host adds nobody and is reported as a warning.
+    type: list
+    elements: raw
+    default: []
+  owners:
+    description:
+      - Owners listed by name (C(subid_owners)), each a name or a mapping with C(name). They are
+        returned first in RV(owners), unchanged, and override a group's C(count) and C(scope).
+    type: list
+    elements: raw
+    default: []
+  subuid_path:
+    description: Path of the subuid file whose owners are returned in RV(present_owners).
+    type: path
+    default: /etc/subuid
+attributes:
+  check_mode:
+    support: full
+    description: Can run in check mode and return changed status prediction without modifying target.
+  diff_mode:
+    support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  platform:
+    support: full
+    platforms: posix
+    description: Target OS/families that can be operated against.
+notes:
+  - SSSD caches group members (C(entry_cache_timeout), 5400 seconds by default), so a person added to
+    a directory group is seen by the next run after the cache expires, or at once after C(sss_cache -G).
+seealso:
+  - module: fleetid.subid.allocate
+  - module: fleetid.subid.subid_info
+"""
+
+EXAMPLES = r"""
+- name: Every member of developers is an owner; bob gets more IDs
+  fleetid.subid.owner_groups:
+    groups: [developers, {name: ci, count: 1048576}]
+    owners: [{name: bob, count: 4194304}]
+  register: resolved
+
+- name: Allocate for them
+  fleetid.subid.allocate:
+    ledger: "{{ subid_ledger }}"
+    pool: "{{ subid_pool }}"
+    owners: "{{ resolved.owners }}"
+    resolved_ids: "{{ resolved.resolved_ids }}"
+    present_owners: "{{ resolved.present_owners }}"
+"""
+
+RETURN = r"""
+owners:
+  description: O(owners), then one C({name, count, scope}) per group member they do not name.
+  returned: always
+  type: list
+  elements: raw
+  sample: [{name: bob, count: 4194304}, {name: dana}, {name: erik, count: 1048576}]
+groups:
+  description: Each group of O(groups) as the host resolved it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Group name.
+      type: str
+    found:
+      description: Whether the group resolves on this host.
+      type: bool
+    gid:
+      description: The group's GID, V(null) when not found.
+      type: int
+    members:
+      description: Its members, from the member list and by primary GID, in that order.
+      type: list
+      elements: str
+  sample: [{name: developers, found: true, gid: 70500, members: [dana, erik]}]
+added:
+  description: Owner name -> the group that made it an owner, for the members O(owners) does not name.
+  returned: always
+  type: dict
+  sample: {dana: developers, erik: ci}
+accounts:
+  description: Each owner that resolves, name -> C({uid, gid, home, shell}).
+  returned: always
+  type: dict
+  sample: {dana: {uid: 70001, gid: 70001, home: /home/dana, shell: /bin/bash}}
+unresolved:
+  description: Owners that do not resolve to an account on this host (service owners such as C(containers) are normal here).
+  returned: always
+  type: list
+  elements: str
+resolved_ids:
+  description: Every UID and GID resolved (owners' UIDs and primary GIDs, the groups' GIDs), for collision checks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: uid, id: 70001, name: dana}, {kind: gid, id: 70500, name: group developers}]
+present_owners:
+  description: Owner fields of the lines in O(subuid_path), in file order, without duplicates.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
+    DirectoryError,
+    group_members,
+    merge_owners,
+    normalize_groups,
+    owner_name,
+    parse_groups,
+    parse_passwd,
+    resolved_ids,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import UnsafePathError, read_regular
+from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile
+
+
+def getent(module, binary, database, keys=()):
+    """``getent DATABASE [KEYS...]`` output. rc 2 means some key (or, without keys,
+    enumeration) found nothing: the entries found are still printed."""
+    rc, out, err = module.run_command([binary, database] + list(keys), environ_update={"LC_ALL": "C"})
+    if rc not in (0, 2):
+        module.fail_json(msg="getent %s %s failed (rc=%d): %s" % (database, " ".join(keys), rc, err.strip()))
+    return out
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "groups": {"type": "list", "elements": "raw", "default": []},
+            "owners": {"type": "list", "elements": "raw", "default": []},
+            "subuid_path": {"type": "path", "default": "/etc/subuid"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        groups = normalize_groups(module.params["groups"])
+    except DirectoryError as exc:
+        module.fail_json(msg=str(exc))
+    owners = module.params["owners"]
+    for item in owners:
+        if not isinstance(owner_name(item) if isinstance(item, (str, dict)) else None, str):
+            module.fail_json(msg="each owner must be a name or a mapping with 'name', got %r" % (item,))
+    binary = module.get_bin_path("getent", required=True)
+
+    resolved_groups = parse_groups(getent(module, binary, "group", [g["name"] for g in groups])) if groups else {}
+    # What the host lists without keys: its local accounts and any source that enumerates.
+    # Used for members by primary GID only; a directory is never enumerated here.
+    known = parse_passwd(getent(module, binary, "passwd")) if groups else {}
+    merged, added = merge_owners(owners, groups, resolved_groups, known)
+
+    names = []
+    for item in merged:
+        name = owner_name(item)
+        if name not in names:
+            names.append(name)
+    accounts = {name: known[name] for name in names if name in known}
+    missing = [name for name in names if name not in accounts]
+    if missing:
+        by_key = parse_passwd(getent(module, binary, "passwd", missing))
+        for name in missing:
+            if name in by_key:
+                accounts[name] = by_key[name]
+            elif name.isdigit():  # a numeric owner field: getent printed the account of that UID
+                entry = next((e for e in by_key.values() if e["uid"] == int(name)), None)
+                if entry is not None:
+                    accounts[name] = entry
+
+    warnings = ["owner group %s does not resolve on this host (getent group %s): it adds no owners here"
+                % (g["name"], g["name"]) for g in groups if g["name"] not in resolved_groups]
+    for warning in warnings:
+        module.warn(warning)
+
+    present = []
+    try:
+        data = read_regular(module.params["subuid_path"])
+    except (OSError, UnsafePathError) as exc:
+        module.fail_json(msg="%s cannot be read: %s" % (module.params["subuid_path"], exc))
+    if data is not None:
+        for entry in SubidFile(module.params["subuid_path"], data.decode("utf-8", "surrogateescape")).entries:
+            if not entry.ignored and entry.owner not in present:
+                present.append(entry.owner)
+
+    module.exit_json(
+        changed=False,
+        owners=merged,
+        groups=[{"name": g["name"], "found": g["name"] in resolved_groups,
+                 "gid": resolved_groups[g["name"]]["gid"] if g["name"] in resolved_groups else None,
+                 "members": group_members(resolved_groups[g["name"]], known)
+                 if g["name"] in resolved_groups else []}
+                for g in groups],
+        added=dict(added),
+        accounts=accounts,
+        unresolved=[name for name in names if name not in accounts],
+        resolved_ids=resolved_ids(accounts, {name: resolved_groups[name] for name in resolved_groups}),
+        present_owners=present,
+    )
+
+
+if __name__ == "__main__":
+    main()

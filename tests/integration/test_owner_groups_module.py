@@ -1,0 +1,58 @@
+"""fleetid.subid.owner_groups through ansible-playbook, with the machine's real NSS
+(getent): members by primary GID, a group that does not resolve, an owner that does not
+resolve, listed owners winning, and the owners present in a subuid file."""
+
+import grp
+import pwd
+
+import pytest
+
+
+@pytest.fixture
+def subuid(tmp_path):
+    path = tmp_path / "subuid"
+    path.write_text("alice:100000:65536\nbob:165536:65536\nalice:300000:10\n+nis:1:1\n")
+    return path
+
+
+def by_primary_gid(gid):
+    return [e.pw_name for e in pwd.getpwall() if e.pw_gid == gid]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
+    res = run_module("fleetid.subid.owner_groups", {
+        "groups": ["root", {"name": "daemon", "count": 131072}, "fleetid-no-such-group"],
+        "owners": [{"name": "root", "count": 5}, "fleetid-no-such-user"],
+        "subuid_path": str(subuid),
+    }, check_mode=check_mode)
+    assert not res.get("failed"), res
+    assert res["changed"] is False
+    # root is listed: its entry wins over its group's; daemon's members come with the count.
+    expected = [{"name": "root", "count": 5}, "fleetid-no-such-user"]
+    seen = {"root", "fleetid-no-such-user"}
+    for name, extra in (("root", {}), ("daemon", {"count": 131072})):
+        group = grp.getgrnam(name)
+        for member in list(group.gr_mem) + [m for m in by_primary_gid(group.gr_gid) if m not in group.gr_mem]:
+            if member not in seen:
+                seen.add(member)
+                expected.append(dict({"name": member}, **extra))
+    assert {"name": "daemon", "count": 131072} in expected  # daemon's primary GID is daemon's here
+    assert res["owners"] == expected
+    assert res["added"]["daemon"] == "daemon"
+    groups = {g["name"]: g for g in res["groups"]}
+    assert groups["root"]["found"] and groups["root"]["gid"] == 0 and "root" in groups["root"]["members"]
+    missing = {"name": "fleetid-no-such-group", "found": False, "gid": None, "members": []}
+    assert groups["fleetid-no-such-group"] == missing
+    assert any("fleetid-no-such-group does not resolve" in w for w in res["warnings"])
+    assert res["accounts"]["root"]["uid"] == 0 and res["accounts"]["daemon"]["uid"] == pwd.getpwnam("daemon").pw_uid
+    assert res["unresolved"] == ["fleetid-no-such-user"]
+    assert {"kind": "uid", "id": 0, "name": "root"} in res["resolved_ids"]
+    assert {"kind": "gid", "id": 0, "name": "group root; primary group of root"} in res["resolved_ids"]
+    assert res["present_owners"] == ["alice", "bob"]  # shadow skips the NIS line
+
+
+def test_a_bad_group_item_fails_naming_it(run_module, subuid):
+    args = {"groups": [{"name": "root", "size": 1}], "subuid_path": str(subuid)}
+    res = run_module("fleetid.subid.owner_groups", args)
+    assert res["failed"] and res["msg"] == "owner group 'root' has unknown key(s): size (allowed: name, count, scope)"
