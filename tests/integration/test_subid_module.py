@@ -203,7 +203,8 @@ def test_a_held_lock_fails_clearly_and_writes_nothing(run_module, files):
         assert res["failed"]
         assert res["msg"] == "could not lock %s within 0.5s: %s is held by PID %d" % (
             files["subgid"], lock, holder.pid)
-        assert time.monotonic() - start < 15
+        # It gave up instead of waiting for the holder (alive for 60 s), even on a loaded machine.
+        assert time.monotonic() - start < 45 and holder.poll() is None
         assert snapshot(files) == before
         assert lock.read_text() == str(holder.pid)  # not ours to remove
         lock.unlink()
