@@ -49,17 +49,16 @@ options:
     description: Path of the subuid file whose owners are returned in RV(present_owners).
     type: path
     default: /etc/subuid
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     support: full
     platforms: posix
-    description: Target OS/families that can be operated against.
 notes:
   - SSSD caches group members (C(entry_cache_timeout), 5400 seconds by default), so a person added to
     a directory group is seen by the next run after the cache expires, or at once after C(sss_cache -G).

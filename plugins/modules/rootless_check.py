@@ -85,18 +85,16 @@ options:
 attributes:
   check_mode:
     support: partial
-    description: Can run in check mode and return changed status prediction without modifying target.
     details: >-
       In check mode, users with a matching record are reported as RV(users[].proof=before). For the others,
       only the ID maps are checked (RV(users[].proof=pending)), and no image is loaded or run. No record is written.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     support: full
     platforms: posix
-    description: Target OS/families that can be operated against.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - fleetid.subid.rootless
 seealso:
   - module: fleetid.subid.allocate

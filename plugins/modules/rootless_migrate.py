@@ -36,19 +36,17 @@ options:
     elements: str
     required: true
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - fleetid.subid.rootless
 attributes:
   check_mode:
     support: full
-    description: Can run in check mode and return changed status prediction without modifying target.
     details: In check mode the result names the users who would be migrated; Podman does not run.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     support: full
     platforms: posix
-    description: Target OS/families that can be operated against.
 notes:
   - A user whose C(XDG_DATA_HOME) points elsewhere only in their own session is seen by
     their running pause process or containers, or by a C(graphroot) in their storage.conf.

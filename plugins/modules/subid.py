@@ -126,17 +126,16 @@ options:
       - For C(/etc/.pwd.lock), glibc's C(lckpwdf) waits up to 15 s on its own.
     type: float
     default: 15
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check mode and return changed status prediction without modifying target.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     support: full
     platforms: posix
-    description: Target OS/families that can be operated against.
 notes:
   - The files are written even when C(/etc/nsswitch.conf) names a C(subid:) source other than files.
     M(fleetid.subid.subid_info) reports that source.

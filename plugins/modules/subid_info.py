@@ -51,17 +51,16 @@ options:
     description: Ranges that reach below this ID are reported as critical.
     type: int
     default: 1000
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     support: full
     platforms: posix
-    description: Target OS/families that can be operated against.
 seealso:
   - module: fleetid.subid.subid
 """
