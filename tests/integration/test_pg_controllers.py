@@ -184,12 +184,12 @@ def test_onboard_and_audit_through_the_roles_with_the_postgresql_ledger(tmp_path
     name = "pg" + uuid.uuid4().hex[:6]
     varfile = write_vars(tmp_path, subid_ledger=pg_ledger, subid_accounts=[{"name": name, "uid": 2902}],
                          subid_report_dir=str(tmp_path / "reports"), subid_owners=[name],
-                         rootless_podman_install=False,
+                         rootless_podman_install=False, rootless_podman_proof_dir=str(tmp_path / "proofs"),
                          rootless_podman_run_options=["--network", "none", "--runtime", "runc",
                                                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
     try:
         onboard = run_playbook(TOP / "playbooks" / "onboard.yml", "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
-        assert "rootless Podman works for %s" % name in onboard.stdout
+        assert "rootless Podman works. Proven now: %s." % name in onboard.stdout
         assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
         assert [(b.owner, b.start, b.count) for b in ledger_blocks(pg_ledger)] == [(name, 9000000, 65536)]
         Path("/etc/subuid").write_text("%s:9000000:65536\n" % name)
