@@ -214,7 +214,7 @@ def report(title, unit, rows, floor_label):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions")
     opts = parser.parse_args()
     ledger_sizes = [1000, 5000, 20000] if opts.quick else [1000, 10000, 50000, 200000]

@@ -180,7 +180,7 @@ def playbook(text, items):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--lines", type=int, nargs="+", default=list(SIZES), help="file sizes in lines")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each case")
     parser.add_argument("--no-playbook", action="store_true", help="skip the ansible-playbook run")

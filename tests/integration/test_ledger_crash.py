@@ -108,7 +108,7 @@ def test_allocate_killed_at_any_moment_leaves_the_old_or_the_new_ledger_and_no_l
 
     # Kills at the two moments that matter most, whatever this machine's timing: with the
     # temp file complete but not yet renamed, and with the rename done but not yet synced.
-    for _ in range(3):
+    for _round in range(3):
         restore_old()
         assert writer(die="before rename")
         assert current() == old

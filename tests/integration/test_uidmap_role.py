@@ -58,7 +58,7 @@ def test_intact_helpers_need_no_package_manager_and_no_facts(tmp_path):
     assert proc.returncode == 0, proc.stdout
     tasks = {}
     for block in proc.stdout.split("TASK [")[1:]:
-        name, _, body = block.partition("]")
+        name, _sep, body = block.partition("]")
         tasks[name] = body
     assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Install newuidmap and newgidmap"]
     assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Set platform variables"]
