@@ -19,7 +19,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX, LedgerError, render_block
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger, owners_blocks
 
 ARGUMENT_SPEC = {
     "ledger": specs.LEDGER,
@@ -65,10 +65,7 @@ def _unrequested(store, pool, present, requests, held, host):
     names = set(present) - {r.name for r in requests} - held
     if not names:
         return []
-    blocks = store.owner_blocks(names, pool)
-    if blocks is None:
-        blocks = store.snapshot().blocks
-    return sorted({b.owner for b in blocks if b.owner in names and b.state == "active"
+    return sorted({b.owner for b in owners_blocks(store, names, pool) if b.state == "active"
                    and (b.scope == FLEET or b.scope == HOST_PREFIX + host)})
 
 

@@ -145,6 +145,14 @@ def blocks_of(store):
     return store.snapshot().blocks
 
 
+def owners_blocks(store, names, pool):
+    """The blocks of ``names``, sorted by start: through the store's view where it can
+    answer without reading every block, else from the whole ledger."""
+    view = store.view(set(names), pool)
+    blocks = view.blocks if view is not None else store.snapshot().blocks
+    return [b for b in blocks if b.owner in names]
+
+
 def _key(block):
     return (block.owner, block.scope, block.start, block.count, block.state, block.allocated, block.released)
 

@@ -250,3 +250,21 @@ def test_several_controllers_at_once_never_hand_one_id_to_two_owners(tmp_path):
     assert {k: sorted(v) for k, v in recorded.items()} == {k: sorted(v) for k, v in by_owner.items()}
     assert ledger_path.read_text() == ledger.render(blocks)  # canonical: sorted, one block a line
     assert not any(name.startswith(".shared-ledger.yml.") for name in os.listdir(tmp_path))
+
+
+def test_owners_on_the_host_that_no_run_requests_any_more_are_named_and_keep_their_blocks(run_module, tmp_path):
+    """A member who left an owner group: a line on the host (present_owners), an active
+    block, not requested. Named in the result, nothing released, on a ledger the store has
+    indexed and on one edited by hand (read in full)."""
+    path = tmp_path / "ledger.yml"
+    first = run_module("fleetid.subid.allocate", {"ledger": str(path), "pool": POOL, "owners": ["alice", "erik"]})
+    assert first["changed"], first
+    for edit_by_hand in (False, True):
+        if edit_by_hand:
+            path.write_text(path.read_text() + "# a comment added by hand\n")
+        before = path.read_text()
+        res = run_module("fleetid.subid.allocate", {"ledger": str(path), "pool": POOL, "owners": ["alice"],
+                                                    "present_owners": ["alice", "erik", "nobody"]})
+        assert not res.get("failed"), res
+        assert res["unrequested"] == ["erik"]
+        assert not res["changed"] and path.read_text() == before
