@@ -2,7 +2,6 @@
 least-squares fit and the load average. Not a benchmark itself (scripts/bench runs only
 bench_*.py)."""
 
-import hashlib
 import os
 import statistics
 import time
@@ -37,11 +36,6 @@ def median(times):
 def read_bytes(path):
     with open(path, "rb") as handle:
         return handle.read()
-
-
-def read_and_hash(path):
-    """The floor of a lock-free converged ledger read: the bytes and their SHA-256."""
-    return hashlib.sha256(read_bytes(path)).digest()
 
 
 def durable_write(path, data):

@@ -9,13 +9,15 @@ ledger itself is only ever replaced whole by rename, so a reader without the loc
 the old or the new version, never a mix.
 
 A fully validating parse of a 200,000-block ledger takes seconds, far longer than a
-converged host's call may (100 ms), so the store remembers, per ledger, the SHA-256 of
-the last canonical text it validated together with that text's ``LedgerIndex`` (the
-spans of its blocks, where each line is, and the blocks in owner order). A text with
-that digest is byte-for-byte one already validated: only the requested owners' lines
-are read, found by binary search. A write into such a text splices the new and changed
-lines into it, each checked on its own (``LedgerIndex.splice``), and remembers the new
-text's digest and index. Any other text (a hand edit, another controller's write, a
+converged host's call may (100 ms), so the store remembers, per ledger, the last
+canonical text it validated, byte for byte, together with that text's ``LedgerIndex``
+(the spans of its blocks, where each line is, and the blocks in owner order). A ledger
+whose bytes equal the remembered ones is a text already validated: only the requested
+owners' lines are read, found by binary search. Comparing the bytes is a memcmp; a
+digest of a 21 MiB ledger would cost more than the rest of the call, and a copy needs
+no trust in file times or in a hash. A write into such a text splices the new and
+changed lines into it, each checked on its own (``LedgerIndex.splice``), and remembers
+the new text and its index. Any other text (a hand edit, another controller's write, a
 memo lost or damaged) is parsed and validated in full. The memo lives in the user's
 cache folder; losing it only costs time. It is only written by a store opened for
 writing: check mode leaves no trace.
@@ -44,7 +46,10 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     render,
 )
 
-_MEMO_MAGIC = b"fleetid.subid index 2\n"
+# The memo: this magic, the length of the index's bytes (8 bytes, little-endian), the
+# index (LedgerIndex.to_bytes), then the ledger text it belongs to, as read.
+_MEMO_MAGIC = b"fleetid.subid index 3\n"
+_MEMO_HEAD = len(_MEMO_MAGIC) + 8
 
 
 class LedgerLockTimeout(RuntimeError):
@@ -67,65 +72,72 @@ class FileStore:
             cache_dir = os.path.join(base, "fleetid.subid")
         name = hashlib.sha256(self.path.encode()).hexdigest()[:32]
         self.memo_path = os.path.join(cache_dir, "ledger-%s.index" % name)
-        self._known = None  # (digest, LedgerIndex, text) of the last text validated here
-        self._bytes_of = (None, None)  # (text, its bytes) last read or written
-        self._found = (None, None, None)  # (text, names, blocks) of the last owner lookup
-        self._loaded = (None, None)  # (text, load(text)) of the last full parse
+        self._known = (None, None)  # (bytes, LedgerIndex) of the last text validated here
+        self._found = (None, None, None)  # (bytes, names, blocks) of the last owner lookup
+        self._loaded = (None, None)  # (bytes, load(text)) of the last full parse
 
-    def validated_index(self, text):
-        """The LedgerIndex of ``text`` if this exact text was validated before, else None."""
-        if text is None:
+    def validated_index(self, data):
+        """The LedgerIndex of the ledger bytes ``data`` if exactly these bytes were
+        validated before, else None."""
+        if data is None:
             return None
-        if self._known is not None and self._known[2] == text:  # read again in this call
+        if self._known[0] is not None and self._known[0] == data:  # read again in this call
             return self._known[1]
-        digest = self._digest(text)
         try:
             with open(self.memo_path, "rb") as handle:
-                data = handle.read()
+                memo = handle.read()
         except OSError:
             return None
-        head = len(_MEMO_MAGIC) + len(digest)
-        if data[:len(_MEMO_MAGIC)] != _MEMO_MAGIC or data[len(_MEMO_MAGIC):head] != digest:
+        if not memo.startswith(_MEMO_MAGIC) or len(memo) < _MEMO_HEAD:
             return None
-        index = LedgerIndex.from_bytes(data[head:])
+        size = int.from_bytes(memo[len(_MEMO_MAGIC):_MEMO_HEAD], "little")
+        if len(memo) != _MEMO_HEAD + size + len(data) or not memo.endswith(data):
+            return None
+        index = LedgerIndex.from_bytes(memoryview(memo)[_MEMO_HEAD:_MEMO_HEAD + size])
         if index is not None:
-            self._known = (digest, index, text)
+            self._known = (data, index)
         return index
 
-    def remember_valid(self, text, index):
-        """Record that ``text`` (canonical) was validated and is indexed by ``index``."""
-        digest = self._digest(text)
-        self._known = (digest, index, text)  # this call's own later reads
+    def remember_valid(self, data, index):
+        """Record that the ledger bytes ``data`` (canonical, indexable) were validated and
+        are indexed by ``index``."""
+        self._known = (data, index)  # this call's own later reads
         if self.read_only:
             return
+        packed = index.to_bytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
             remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
-            replace_file(self.memo_path, _MEMO_MAGIC + digest + index.to_bytes(), 0o600)
+            replace_file(self.memo_path, b"".join((_MEMO_MAGIC, len(packed).to_bytes(8, "little"), packed, data)),
+                         0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
 
-    def _digest(self, text):
-        # The bytes read are the text's encoding unless line ends were converted.
-        data = self._bytes_of[1] if self._bytes_of[0] is text else text.encode()
-        return hashlib.sha256(data).digest()
-
-    def read(self):
-        """The ledger text, or None when there is no ledger file (no blocks yet)."""
+    def read_bytes(self):
+        """The ledger file's bytes, or None when there is no ledger file (no blocks yet)."""
         try:
             with open(self.path, "rb") as handle:
-                data = handle.read()
+                return handle.read()
         except FileNotFoundError:
+            return None
+
+    def decode(self, data):
+        """The text of the ledger bytes ``data`` (None stays None), line ends as open()
+        in text mode reads them."""
+        if data is None:
             return None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise LedgerError("%s line %d: not valid UTF-8 (byte 0x%02x): the ledger is UTF-8 text"
                               % (self.path, data.count(b"\n", 0, exc.start) + 1, data[exc.start]))
-        if "\r" in text:  # as open() in text mode reads it
+        if "\r" in text:
             return text.replace("\r\n", "\n").replace("\r", "\n")
-        self._bytes_of = (text, data)
         return text
+
+    def read(self):
+        """The ledger text, or None when there is no ledger file (no blocks yet)."""
+        return self.decode(self.read_bytes())
 
     @contextlib.contextmanager
     def locked(self):
@@ -247,9 +259,10 @@ class FileStore:
 
     def write(self, text):
         """Replace the ledger atomically, keeping its mode (0644 for a new ledger)."""
-        data = text.encode("utf-8")
+        self.write_bytes(text.encode("utf-8"))
+
+    def write_bytes(self, data):
         replace_file(self.path, data, 0o644)
-        self._bytes_of = (text, data)
 
     # The store interface of plugin_utils.ledger_service.
 
@@ -258,40 +271,40 @@ class FileStore:
         index of a text validated before; a text never seen is validated in full and
         indexed first. None when the text is not canonical (the caller then reads every
         block) or a block conflicts with the pool (the full path names it)."""
-        text = self.read()
-        if text is None:
-            return View([], [(0, ID_LIMIT)] if free else None, text, None)
-        index = self.validated_index(text)
+        data = self.read_bytes()
+        if data is None:
+            return View([], [(0, ID_LIMIT)] if free else None, data, None)
+        index = self.validated_index(data)
         if index is None:
-            blocks, canonical = self._load(text)
-            if not canonical:
+            blocks, canonical = self._load(data)
+            if not canonical or not _indexable(data):
                 return None
-            index = LedgerIndex.build(text, blocks)
-            self.remember_valid(text, index)
+            index = LedgerIndex.build(data.decode("ascii"), blocks)
+            self.remember_valid(data, index)
             mine = [b for b in blocks if b.owner in names]
-        elif self._found[1] == names and self._found[0] == text:  # the same question, again
+        elif self._found[1] == names and self._found[0] == data:  # the same question, again
             mine = self._found[2]
         else:
-            mine = index.owner_blocks(text, names)
+            mine = index.owner_blocks(data, names)
             if mine is None:  # the index does not fit the text it was stored for
                 return None
-            self._found = (text, set(names), mine)
+            self._found = (data, set(names), mine)
         if not pool_admits(index.spans, pool):
             return None
-        return View(mine, index.free() if free else None, text, index)
+        return View(mine, index.free() if free else None, data, index)
 
-    def _load(self, text):
-        """``ledger.load(text)``, parsed once however often this call asks."""
-        if self._loaded[0] is None or self._loaded[0] != text:
-            self._loaded = (text, load(text, self.path))
+    def _load(self, data):
+        """``ledger.load`` of the ledger bytes ``data``, parsed once however often this call asks."""
+        if self._loaded[0] is None or self._loaded[0] != data:
+            self._loaded = (data, load(self.decode(data), self.path))
         return self._loaded[1]
 
     def snapshot(self):
-        text = self.read()
-        blocks, canonical = self._load(text)
-        if canonical:
-            self.remember_valid(text, LedgerIndex.build(text, blocks))
-        return Snapshot(blocks, text)
+        data = self.read_bytes()
+        blocks, canonical = self._load(data)
+        if canonical and _indexable(data) and self.validated_index(data) is None:
+            self.remember_valid(data, LedgerIndex.build(data.decode("ascii"), blocks))
+        return Snapshot(blocks, data)
 
     @contextlib.contextmanager
     def transaction(self):
@@ -304,14 +317,20 @@ class FileStore:
         pass
 
 
+def _indexable(data):
+    """Whether a LedgerIndex can stand for ``data``: ASCII (a character's offset is its
+    byte's) and no carriage return (read() would convert the line ends)."""
+    return data.isascii() and b"\r" not in data
+
+
 class _FileTransaction:
-    """Inside the lock: the token is the ledger text itself."""
+    """Inside the lock: the token is the ledger file's bytes themselves."""
 
     def __init__(self, store):
         self.store = store
 
     def token(self):
-        return self.store.read()
+        return self.store.read_bytes()
 
     def snapshot(self):
         return self.store.snapshot()
@@ -324,17 +343,16 @@ class _FileTransaction:
         against; after a View ``after`` holds only its blocks, so the change is spliced
         into the text the view was read from (or, where that cannot be done, applied to
         every block of that text and the whole ledger rendered)."""
+        spliced = None
         if isinstance(before, View):
             spliced = before.index.splice(before.token, change) if before.index is not None else None
             if spliced is None:  # an empty ledger, or a header of its own: rendered whole
                 blocks = apply_change(self.store._load(before.token)[0], change)
-                text = render(blocks)
-                index = LedgerIndex.build(text, blocks)
-            else:
-                text, index = spliced
         else:
             blocks = sorted(after, key=lambda b: (b.start, b.count))
-            text = render(blocks)
-            index = LedgerIndex.build(text, blocks)
-        self.store.write(text)
-        self.store.remember_valid(text, index)
+        if spliced is None:
+            text = render(blocks)  # ASCII: validated names, scopes and dates
+            spliced = text.encode("ascii"), LedgerIndex.build(text, blocks)
+        data, index = spliced
+        self.store.write_bytes(data)
+        self.store.remember_valid(data, index)

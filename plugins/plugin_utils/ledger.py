@@ -59,6 +59,8 @@ _CANONICAL_LINES = re.compile(
     r"(?:, released: (\d{4}-\d\d-\d\d))?\}$",
     re.MULTILINE | re.ASCII,
 )
+# The same, for the file store's reads through its index, which work on the bytes read.
+_CANONICAL_LINES_BYTES = re.compile(_CANONICAL_LINES.pattern.encode("ascii"), re.MULTILINE)
 
 
 class LedgerError(ValueError):
@@ -380,11 +382,12 @@ class LedgerIndex:
     scan of the text per owner costs seconds there. The index answers with binary
     searches: ``spans`` (starts and ends in order: block ``i`` is on line
     ``first_line + i``), ``offsets`` (where each block's line begins in the text) and
-    ``by_owner`` (the blocks' starts ordered by owner, then start; starts, not positions,
-    so that inserting lines leaves it valid). It belongs to exactly one text: the file
-    store writes it whole with that text's SHA-256. Every line read through it is also
-    checked against it (owner, start and end), so an index that does not fit its text
-    is noticed on a lookup, and a splice reads the lines around each new block back.
+    ``by_owner`` (the blocks' positions ordered by owner, then start; a splice renumbers
+    them). It belongs to exactly one text, read as
+    bytes (``data``): the file store keeps it with a copy of that text. Only ASCII texts
+    are indexed, so a character's offset is its byte's. Every line read through it is
+    also checked against it (owner, start and end), so an index that does not fit its
+    text is noticed on a lookup, and a splice reads the lines around each new block back.
     """
 
     __slots__ = ("spans", "offsets", "by_owner", "first_line", "_slots")
@@ -398,8 +401,8 @@ class LedgerIndex:
 
     @classmethod
     def build(cls, text, blocks):
-        """The index of ``text``, whose validated blocks are ``blocks``, sorted by start
-        (``load`` said the text is canonical: block ``i`` is on the ``i``-th block line)."""
+        """The index of ``text`` (ASCII), whose validated blocks are ``blocks``, sorted by
+        start (``load`` said the text is canonical: block ``i`` is on the ``i``-th block line)."""
         if not blocks:
             return cls(SpanIndex(_numbers(), _numbers()), _numbers(), _numbers(), 0)
         body = text.index(_BLOCKS_AT) + len(_BLOCKS_AT)
@@ -407,9 +410,10 @@ class LedgerIndex:
         lengths = map(len, text[body:].split("\n")[:len(blocks)])
         offsets = _numbers(itertools.accumulate(itertools.chain((body,), (n + 1 for n in lengths))))
         del offsets[-1]
-        by_owner = sorted(blocks, key=lambda b: b.owner)  # stable: ties stay by start
+        owners = [b.owner for b in blocks]
+        by_owner = sorted(range(len(blocks)), key=owners.__getitem__)  # stable: ties stay by start
         return cls(SpanIndex(_numbers(b.start for b in blocks), _numbers(b.start + b.count for b in blocks)),
-                   offsets, _numbers(b.start for b in by_owner), first_line)
+                   offsets, _numbers(by_owner), first_line)
 
     # Stored form: a count, the first line, then four arrays of little-endian uint64.
 
@@ -423,33 +427,41 @@ class LedgerIndex:
 
     @classmethod
     def from_bytes(cls, data):
-        """The index stored by ``to_bytes``; None if ``data`` is not one."""
-        numbers = _numbers()
-        if len(data) % numbers.itemsize:
+        """The index stored by ``to_bytes`` (bytes or a memoryview); None if ``data`` is not one."""
+        size = _numbers().itemsize
+        if len(data) % size or len(data) < 2 * size:
             return None
-        numbers.frombytes(data)
+        head = _numbers()
+        head.frombytes(data[:2 * size])
         if sys.byteorder != "little":
-            numbers.byteswap()
-        if len(numbers) < 2 or len(numbers) != 2 + 4 * numbers[0]:
+            head.byteswap()
+        n = head[0]
+        if len(data) != (2 + 4 * n) * size:
             return None
-        n = numbers[0]
-        part = [numbers[2 + k * n:2 + (k + 1) * n] for k in range(4)]
-        return cls(SpanIndex(part[0], part[1]), part[2], part[3], numbers[1])
+        part = []
+        for k in range(4):
+            numbers = _numbers()
+            numbers.frombytes(data[(2 + k * n) * size:(2 + (k + 1) * n) * size])
+            if sys.byteorder != "little":
+                numbers.byteswap()
+            part.append(numbers)
+        return cls(SpanIndex(part[0], part[1]), part[2], part[3], head[1])
 
     def __len__(self):
         return len(self.offsets)
 
-    def _line_end(self, text, i):
-        return self.offsets[i + 1] - 1 if i + 1 < len(self.offsets) else len(text) - 1
+    def _line_end(self, data, i):
+        return self.offsets[i + 1] - 1 if i + 1 < len(self.offsets) else len(data) - 1
 
-    def block(self, text, i):
+    def block(self, data, i):
         """Block ``i`` read from its line; None if the line is not what the index says."""
         start = self.offsets[i]
-        m = _CANONICAL_LINES.match(text, start, self._line_end(text, i))
+        m = _CANONICAL_LINES_BYTES.match(data, start, self._line_end(data, i))
         if m is None:
             return None
-        owner, scope, first, count, state, allocated, released = m.groups()
-        block = Block(owner, scope, int(first), int(count), state, allocated, released or None, self.first_line + i)
+        owner, scope, first, count, state, allocated, released = (
+            None if field is None else field.decode("ascii") for field in m.groups())
+        block = Block(owner, scope, int(first), int(count), state, allocated, released, self.first_line + i)
         if block.start != self.spans.starts[i] or block.start + block.count != self.spans.ends[i]:
             return None
         return block
@@ -459,49 +471,50 @@ class LedgerIndex:
         i = bisect.bisect_left(self.spans.starts, start)
         return i if i < len(self.offsets) and self.spans.starts[i] == start else None
 
-    def _owner_of(self, text, start):
-        i = self.position(start)
-        if i is None:
-            raise _StaleIndex()
+    def _owner_of(self, data, i):
+        """The owner of block ``i``, as bytes."""
         at = self.offsets[i] + _OWNER_AT
-        return text[at:text.index('"', at)]
+        return data[at:data.index(b'"', at)]
 
-    def _owner_slot(self, text, owner, start=0):
-        """Where ``(owner, start)`` belongs in ``by_owner`` (a binary search)."""
+    def _owner_slot(self, data, owner, start=0, lo=0):
+        """Where ``(owner, start)`` belongs in ``by_owner``, at ``lo`` or after (a
+        binary search); ``owner`` as bytes."""
         by_owner = self.by_owner
-        lo, hi = 0, len(by_owner)
+        hi = len(by_owner)
         while lo < hi:
             mid = (lo + hi) // 2
-            here = self._owner_of(text, by_owner[mid])
-            if here < owner or (here == owner and by_owner[mid] < start):
+            here = self._owner_of(data, by_owner[mid])
+            if here < owner or (here == owner and self.spans.starts[by_owner[mid]] < start):
                 lo = mid + 1
             else:
                 hi = mid
         return lo
 
-    def _new_owner_slot(self, text, owner):
+    def _new_owner_slot(self, data, owner):
         """The slot of an owner looked up before that has no block here, else None."""
         k = self._slots.get(owner)
-        if k is None or (k < len(self.by_owner) and self._owner_of(text, self.by_owner[k]) == owner):
+        if k is None or (k < len(self.by_owner)
+                         and self._owner_of(data, self.by_owner[k]) == owner.encode("ascii")):
             return None
         return k
 
-    def owner_blocks(self, text, names):
-        """The blocks of ``names``, sorted by start; None if the index does not fit ``text``."""
+    def owner_blocks(self, data, names):
+        """The blocks of ``names``, sorted by start; None if the index does not fit ``data``."""
         found = []
         try:
-            for name in names:
-                k = self._slots[name] = self._owner_slot(text, name)
+            k = 0
+            # In name order, each search starts where the last one ended.
+            for name in sorted(names):
+                k = self._slots[name] = self._owner_slot(data, name.encode("ascii"), lo=k)
                 while k < len(self.by_owner):
-                    i = self.position(self.by_owner[k])
-                    block = None if i is None else self.block(text, i)
+                    block = self.block(data, self.by_owner[k])
                     if block is None:
                         return None
                     if block.owner != name:
                         break
                     found.append(block)
                     k += 1
-        except (_StaleIndex, ValueError, IndexError):
+        except (ValueError, IndexError, UnicodeError):
             return None
         found.sort(key=_by_start)
         return found
@@ -518,18 +531,18 @@ class LedgerIndex:
             gaps.append((ends[-1], ID_LIMIT))
         return gaps
 
-    def splice(self, text, change):
-        """``(new text, its index)``: ``text`` (the one this index belongs to) after
-        ``change``, without parsing, validating or rendering the untouched lines.
+    def splice(self, data, change):
+        """``(new data, its index)``: ``data`` (the text this index belongs to, as bytes)
+        after ``change``, without parsing, validating or rendering the untouched lines.
 
         The new text is valid because the old one was and each edit is checked here:
         new and changed blocks pass ``validate`` on their own and render to canonical
         lines, new ones touch no block that stays, and every changed or removed line is
-        first read back and must be the block the change names. None when ``text`` does
+        first read back and must be the block the change names. None when ``data`` does
         not begin exactly as ``render`` writes it (or holds no block): then the caller
         renders the whole ledger, as it always did.
         """
-        if not len(self) or not text.startswith(_PREFIX) or self.offsets[0] != len(_PREFIX):
+        if not len(self) or not data.startswith(_PREFIX_BYTES) or self.offsets[0] != len(_PREFIX_BYTES):
             return None
         starts, ends = self.spans
         validate(list(change.added) + list(change.updated), "the ledger's new lines")
@@ -538,7 +551,7 @@ class LedgerIndex:
         for kind, blocks in (("replace", change.updated), ("remove", change.removed)):
             for b in blocks:
                 i = self.position(b.start)
-                old = None if i is None else self.block(text, i)
+                old = None if i is None else self.block(data, i)
                 if old is None or (old.owner, old.scope, old.start, old.count) != (b.owner, b.scope, b.start, b.count):
                     raise LedgerError("the ledger has no line for %s to change: its index is stale; nothing "
                                       "was written" % b.where())
@@ -549,13 +562,13 @@ class LedgerIndex:
             i = bisect.bisect_right(ends, b.start)
             # The lines around the new one are read back: the text itself, not only the
             # index, then shows that the new block lies between them.
-            if any(self.block(text, k) is None for k in (i - 1, i) if 0 <= k < len(starts)):
+            if any(self.block(data, k) is None for k in (i - 1, i) if 0 <= k < len(starts)):
                 raise LedgerError("the ledger's lines around %s are not where its index says; nothing was "
                                   "written" % b.where())
             j = i
             while j < len(starts) and starts[j] < b.start + b.count:
                 if j not in gone:
-                    other = self.block(text, j)
+                    other = self.block(data, j)
                     raise LedgerError("%s overlaps %s; nothing was written"
                                       % (b.where(), other.where() if other else "the block at line %d"
                                          % (self.first_line + j)))
@@ -563,12 +576,15 @@ class LedgerIndex:
             edits.append((bisect.bisect_left(starts, b.start), 0, "insert", b))
         edits.sort(key=lambda e: (e[0], e[1], e[3].start))
 
-        pieces, new_starts, new_ends, new_offsets = [_PREFIX], _numbers(), _numbers(), _numbers()
-        size = len(_PREFIX)  # of the new text so far
+        pieces, new_starts, new_ends, new_offsets = [_PREFIX_BYTES], _numbers(), _numbers(), _numbers()
+        size = len(_PREFIX_BYTES)  # of the new text so far
         done = 0  # old blocks before this one are copied, edited or removed
+        renumber = _numbers()  # old position -> new position (_GONE: removed)
+        inserted = []  # (block, its position in the new text)
         for i, dummy, kind, b in edits + [(len(starts), 2, "end", None)]:
             if i > done:  # untouched lines: one slice, their offsets moved by what went before
-                chunk = text[self.offsets[done]:self._line_end(text, i - 1) + 1]
+                renumber.extend(range(len(new_starts), len(new_starts) + i - done))
+                chunk = data[self.offsets[done]:self._line_end(data, i - 1) + 1]
                 shift = size - self.offsets[done]
                 offsets = self.offsets[done:i]
                 new_offsets.extend(offsets if not shift else (o + shift for o in offsets))
@@ -578,7 +594,10 @@ class LedgerIndex:
                 size += len(chunk)
                 done = i
             if kind in ("remove", "replace"):
+                renumber.append(_GONE if kind == "remove" else len(new_starts))
                 done = i + 1
+            elif kind == "insert":
+                inserted.append((b, len(new_starts)))
             if kind in ("insert", "replace"):
                 line = render_block(b)
                 if not _CANONICAL_LINES.fullmatch(line):
@@ -586,33 +605,32 @@ class LedgerIndex:
                 new_offsets.append(size)
                 new_starts.append(b.start)
                 new_ends.append(b.start + b.count)
-                pieces.append(line + "\n")
+                pieces.append(line.encode("ascii") + b"\n")
                 size += len(line) + 1
-        new_text = "".join(pieces)
+        new_data = b"".join(pieces)
 
-        by_owner = self.by_owner
+        by_owner = _numbers(map(renumber.__getitem__, self.by_owner))
         if gone:
-            dropped = {starts[i] for i in gone}
-            by_owner = _numbers(s for s in by_owner if s not in dropped)
+            by_owner = _numbers(p for p in by_owner if p != _GONE)
         index = LedgerIndex(SpanIndex(new_starts, new_ends), new_offsets, by_owner, self.first_line)
-        if change.added:
-            # New starts go where their owner sorts: found in the new text, merged in one
+        if inserted:
+            # New blocks go where their owner sorts: found in the new text, merged in one
             # pass. An owner without blocks goes where the view's lookup found it would.
             slots = []
-            for b in change.added:
-                slot = None if gone else self._new_owner_slot(text, b.owner)
+            for b, position in inserted:
+                slot = None if gone else self._new_owner_slot(data, b.owner)
                 if slot is None:
-                    slot = index._owner_slot(new_text, b.owner, b.start)
-                slots.append((slot, b.owner, b.start))
+                    slot = index._owner_slot(new_data, b.owner.encode("ascii"), b.start)
+                slots.append((slot, b.owner, b.start, position))
             slots.sort()
             merged, done = _numbers(), 0
-            for slot, dummy, start in slots:
+            for slot, dummy, start, position in slots:
                 merged.extend(by_owner[done:slot])
-                merged.append(start)
+                merged.append(position)
                 done = slot
             merged.extend(by_owner[done:])
             index.by_owner = merged
-        return new_text, index
+        return new_data, index
 
 
 def apply_change(blocks, change):
@@ -643,8 +661,7 @@ def _differ(a, b):
     return found
 
 
-class _StaleIndex(Exception):
-    """An index that names a start its spans do not hold."""
+# A removed block's new position while a splice renumbers the blocks.
+_GONE = 2 ** 64 - 1
 
-
-_PREFIX = HEADER + "version: %d\nblocks:\n" % FORMAT_VERSION
+_PREFIX_BYTES = (HEADER + "version: %d\nblocks:\n" % FORMAT_VERSION).encode("ascii")

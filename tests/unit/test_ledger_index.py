@@ -1,7 +1,6 @@
 """The file store's index of a validated ledger text: lookups by owner, spliced writes,
 and a memo that is only believed for the text it was made from."""
 
-import hashlib
 import re
 import time
 
@@ -41,10 +40,10 @@ def full_answer(folder, owners, host="h1"):
 def assert_index_is_the_texts(folder):
     """The memo holds exactly the index a full parse of the file builds."""
     store = store_at(folder)
-    text = store.read()
-    memo = store.validated_index(text)
+    data = store.read_bytes()
+    memo = store.validated_index(data)
     assert memo is not None, "no memo for the text just written"
-    fresh = LedgerIndex.build(text, ledger.load(text)[0])
+    fresh = LedgerIndex.build(data.decode(), ledger.load(data.decode())[0])
     assert (list(memo.spans.starts), list(memo.spans.ends), list(memo.offsets), list(memo.by_owner),
             memo.first_line) == (list(fresh.spans.starts), list(fresh.spans.ends), list(fresh.offsets),
                                  list(fresh.by_owner), fresh.first_line)
@@ -91,23 +90,24 @@ def test_a_memo_of_another_text_is_never_believed(tmp_path):
     other.mkdir()
     serve(one, ["alice", "bob", "carol"])
     serve(other, ["a", "bob-the-builder", {"name": "yves", "count": 3000}])  # other lines, other lengths
-    # The other ledger's memo, whole, in place of ours: its digest is not our text's.
+    # The other ledger's memo, whole, in place of ours: it holds the other text.
     store = store_at(one)
     (one / "cache").joinpath(store.memo_path.rsplit("/", 1)[1]).write_bytes(
         (other / "cache").joinpath(store_at(other).memo_path.rsplit("/", 1)[1]).read_bytes())
-    assert store_at(one).validated_index(store.read()) is None
+    assert store_at(one).validated_index(store.read_bytes()) is None
     assert entries(serve(one, ["alice", "bob", "carol"])) == full_answer(one, ["alice", "bob", "carol"])
-    # Our digest in front of the other text's index: every line read through it is
-    # checked, so the lie is noticed and the full path answers (and mends the memo).
+    # The other text's index with our text: every line read through it is checked, so
+    # the lie is noticed and the full path answers (and mends the memo).
     other_text = (other / "ledger.yml").read_text()
     forged = LedgerIndex.build(other_text, ledger.load(other_text)[0])
     memo = (one / "cache").joinpath(store.memo_path.rsplit("/", 1)[1])
 
     def forge():
-        text = store_at(one).read()
-        memo.write_bytes(_MEMO_MAGIC + hashlib.sha256(text.encode()).digest() + forged.to_bytes())
-        assert store_at(one).validated_index(text) is not None  # believed to be this text's index...
-        assert forged.owner_blocks(text, {"bob"}) is None  # ...but its lines do not fit the text
+        data = store_at(one).read_bytes()
+        packed = forged.to_bytes()
+        memo.write_bytes(_MEMO_MAGIC + len(packed).to_bytes(8, "little") + packed + data)
+        assert store_at(one).validated_index(data) is not None  # believed to be this text's index...
+        assert forged.owner_blocks(data, {"bob"}) is None  # ...but its lines do not fit the text
 
     forge()
     assert entries(serve(one, ["alice", "bob", "carol"])) == full_answer(one, ["alice", "bob", "carol"])
@@ -120,7 +120,7 @@ def test_a_damaged_memo_is_ignored(tmp_path):
     serve(tmp_path, ["alice", "bob"])
     memo = tmp_path / "cache" / store_at(tmp_path).memo_path.rsplit("/", 1)[1]
     memo.write_bytes(memo.read_bytes()[:-5])
-    assert store_at(tmp_path).validated_index(store_at(tmp_path).read()) is None
+    assert store_at(tmp_path).validated_index(store_at(tmp_path).read_bytes()) is None
     assert entries(serve(tmp_path, ["carol"])) == {"carol": [(102000, 1000)]}
     assert_index_is_the_texts(tmp_path)
 
@@ -137,7 +137,7 @@ def test_a_ledger_with_a_header_of_its_own_is_rendered_whole_as_before(tmp_path)
 def test_splice_refuses_an_overlap_and_a_change_to_a_line_that_is_not_there(tmp_path):
     serve(tmp_path, ["alice", "bob"])
     store = store_at(tmp_path)
-    text = store.read()
+    text = store.read_bytes()
     index = store.validated_index(text)
     rogue = ledger.Block("mallory", "fleet", 101500, 10, "active", TODAY, None, 0)
     with pytest.raises(LedgerError, match=r"new block: mallory .* overlaps line 8: bob"):

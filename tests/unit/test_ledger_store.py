@@ -42,13 +42,16 @@ def test_write_is_atomic_keeps_mode_and_leaves_no_temp_files(tmp_path):
 
 def test_memo_recognises_only_the_exact_text(tmp_path):
     store = seeded(tmp_path)
-    text = store.read()
-    index = FileStore(store.path, cache_dir=store.memo_path.rsplit("/", 1)[0]).validated_index(text)
+    data = store.read_bytes()
+    index = FileStore(store.path, cache_dir=store.memo_path.rsplit("/", 1)[0]).validated_index(data)
     assert index is not None
     assert list(index.spans.starts) == [100000, 165536, 231072]
     assert list(index.spans.ends) == [165536, 231072, 296608]
-    assert store.validated_index(text.replace("165536", "165537")) is None
-    assert store.validated_index(text + "\n") is None
+    fresh = FileStore(store.path, cache_dir=store.memo_path.rsplit("/", 1)[0])  # nothing known in-process
+    assert fresh.validated_index(data.replace(b"165536", b"165537")) is None
+    assert fresh.validated_index(data + b"\n") is None
+    assert fresh.validated_index(data[:-1] + b"}") is None  # same length, last byte differs
+    assert fresh.validated_index(data) is not None
 
 
 def test_hand_edit_after_a_memo_is_still_validated_in_full(tmp_path):
@@ -64,7 +67,7 @@ def test_a_new_reserved_range_is_caught_on_the_quick_path_too(tmp_path):
     store = seeded(tmp_path)
     pool = parse_pool({"ranges": [{"start": 100000, "count": 600000000}],
                        "reserved": [{"start": 200000, "count": 1}]})
-    assert not pool_admits(store.validated_index(store.read()).spans, pool)
+    assert not pool_admits(store.validated_index(store.read_bytes()).spans, pool)
     with pytest.raises(AllocationError, match=r"bob \(fleet\) 165536-231071 .* overlaps reserved range 200000-200000"):
         allocate(store, pool, parse_owners(["alice"], pool), "h1", TODAY)
 
@@ -77,8 +80,8 @@ def test_span_index_touches():
 
 def test_owner_blocks_finds_every_line_of_an_owner_and_no_prefix_match(tmp_path):
     store = seeded(tmp_path, owners=("al", "alice", {"name": "al", "scope": "host"}))
-    text = store.read()
-    found = store.validated_index(text).owner_blocks(text, {"al"})
+    data = store.read_bytes()
+    found = store.validated_index(data).owner_blocks(data, {"al"})
     assert sorted((b.scope, b.start, b.line) for b in found) == [("fleet", 100000, 7), ("host:h1", 165536, 8)]
 
 
