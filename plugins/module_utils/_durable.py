@@ -6,7 +6,8 @@
 
 A temp file in the target's folder takes the data, the old file's owner and mode, and
 an fsync; a rename then swaps it in and an fsync of the folder makes the rename durable.
-A reader sees the old or the new file, never a mix.
+A reader sees the old or the new file, never a mix. A file that must not exist yet is
+linked in instead (``create_file``), which fails if another writer created it first.
 
 A writer killed between the temp file and the rename leaves the temp file behind. Its
 name, ``.<name>.tmp<pid>.<random>``, says which process wrote it, so whoever writes the
@@ -90,6 +91,19 @@ def fsync_dir(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def create_file(path, data, default_mode=0o644):
+    """Write ``data`` to a new file ``path`` atomically and durably; FileExistsError
+    (nothing written) when ``path`` exists, even if it appeared a moment ago: the temp
+    file is linked in, and a link never replaces a file."""
+    tmp = write_durably(path, data, default_mode)
+    try:
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(path)
 
 
 def replace_file(path, data, default_mode=0o644):

@@ -33,7 +33,7 @@ import os
 import stat
 import time
 
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import remove_stale_temps, replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import create_file, remove_stale_temps, replace_file
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import pool_admits
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
@@ -75,6 +75,8 @@ class FileStore:
         self._known = (None, None)  # (bytes, LedgerIndex) of the last text validated here
         self._found = (None, None, None)  # (bytes, names, blocks) of the last owner lookup
         self._loaded = (None, None)  # (bytes, load(text)) of the last full parse
+        self._locked = False
+        self._ledger_fd = None  # while locked: the ledger file flocked (None: there was none)
 
     def validated_index(self, data):
         """The LedgerIndex of the ledger bytes ``data`` if exactly these bytes were
@@ -149,7 +151,10 @@ class FileStore:
         must still name the file locked, else (it was removed or replaced) we lock the
         new one. A lock file removed while held (it is git-ignored, so ``git clean -fdX``
         removes it) lets the next run lock a new one at once, so the ledger file itself,
-        which git keeps, is locked too: that run then waits for it.
+        which git keeps, is locked too: that run then waits for it. With no ledger yet
+        there is nothing to lock but the lock file, so the first ledger is created
+        exclusively (``write_bytes``): of two runs let in that way, the second to write
+        fails instead of overwriting the first.
         """
         me = os.geteuid()
 
@@ -243,9 +248,11 @@ class FileStore:
             os.ftruncate(held[0], 0)
             os.pwrite(held[0], ("pid %d on %s\n" % (os.getpid(), os.uname().nodename)).encode(), 0)
             held.append(acquire(self.path, lock_file=False))
+            self._locked, self._ledger_fd = True, held[1]
             remove_stale_temps(self.path)  # left by killed writers; we are the only writer now
             yield
         finally:
+            self._locked, self._ledger_fd = False, None
             for fd in held:
                 if fd is not None:
                     os.close(fd)  # closing releases the flock
@@ -262,6 +269,27 @@ class FileStore:
         self.write_bytes(text.encode("utf-8"))
 
     def write_bytes(self, data):
+        """Replace the ledger with ``data``. Under the lock, only the ledger file locked is
+        replaced, and a ledger that did not exist when the lock was taken is created
+        exclusively: a second writer that got in (its lock file was removed while we
+        held it) and wrote first makes this write fail, rather than be overwritten."""
+        if self._locked and self._ledger_fd is None:
+            try:
+                create_file(self.path, data, 0o644)
+            except FileExistsError:
+                raise LedgerError("ledger %s refused, nothing was written: another run created it while this run "
+                                  "held the lock (the lock file %s was removed meanwhile); run again"
+                                  % (self.path, self.lock_path))
+            return
+        if self._ledger_fd is not None:
+            st = os.fstat(self._ledger_fd)
+            try:
+                now = os.lstat(self.path)
+            except FileNotFoundError:
+                now = None
+            if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                raise LedgerError("ledger %s refused, nothing was written: it was removed or replaced while this "
+                                  "run held its lock; run again" % self.path)
         replace_file(self.path, data, 0o644)
 
     # The store interface of plugin_utils.ledger_service.

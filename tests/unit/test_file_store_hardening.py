@@ -245,3 +245,47 @@ def test_a_ledger_that_is_not_utf8_is_refused_naming_file_and_line(tmp_path):
         handle.write(data.replace(b'"bob"', b'"b\xf6b"'))
     with pytest.raises(LedgerError, match=r"ledger.yml line 8: not valid UTF-8"):
         allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+
+
+class LockFileRemovedMidRun(FileStore):
+    """Inside our lock, with no ledger yet, the lock file is removed (git clean -fdX) and
+    a second controller allocates and writes the first ledger: the moment before our write."""
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path, **kwargs)
+        self.second = None
+
+    def write_bytes(self, data):
+        os.unlink(self.lock_path)
+        self.second = FileStore(self.path, lock_timeout=1, cache_dir=os.path.dirname(self.memo_path))
+        allocate(self.second, POOL, parse_owners(["bob"], POOL), "h2", TODAY)
+        return super().write_bytes(data)
+
+
+def test_a_first_ledger_written_by_a_run_that_got_in_is_never_overwritten(tmp_path):
+    ours = LockFileRemovedMidRun(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(LedgerError, match="another run created it while this run held the lock"):
+        allocate(ours, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+    assert [(b.owner, b.start) for b in ledger.parse(ours.read())] == [("bob", 100000)]
+    assert sorted(os.listdir(tmp_path)) == ["cache", "ledger.yml", "ledger.yml.lock"]  # no temp file left
+
+
+class LedgerReplacedMidRun(FileStore):
+    """Inside our lock, the ledger (and its lock file) are removed and a second controller
+    writes a new ledger: a write must not replace a ledger other than the one locked."""
+
+    def write_bytes(self, data):
+        if self._locked:
+            os.unlink(self.lock_path)
+            os.unlink(self.path)
+            allocate(FileStore(self.path, lock_timeout=1, cache_dir=os.path.dirname(self.memo_path)), POOL,
+                     parse_owners(["carol"], POOL), "h2", TODAY)
+        return super().write_bytes(data)
+
+
+def test_a_ledger_replaced_while_locked_is_not_overwritten(tmp_path):
+    seeded(tmp_path)
+    ours = LedgerReplacedMidRun(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(LedgerError, match="it was removed or replaced while this run held its lock"):
+        allocate(ours, POOL, parse_owners(["dave"], POOL), "h1", TODAY)
+    assert [b.owner for b in ledger.parse(ours.read())] == ["carol"]
