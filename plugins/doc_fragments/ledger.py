@@ -19,6 +19,10 @@ options:
         as inventory. A missing file is an
         empty ledger and is created on the first allocation. Its folder must exist. Writers
         lock C(<ledger>.lock) beside it; keep the lock file out of version control.
+        A copy of the last ledger text validated, with an index of its blocks, is kept in
+        C(${XDG_CACHE_HOME:-~/.cache}/fleetid.subid/) on the controller (about 1.3 times the
+        ledger's size), so that a ledger that did not change since is not validated again;
+        removing it only costs time.
       - B(PostgreSQL store), for several controllers (AWX/AAP, CI runners, several admins),
         for example V(postgresql://fleetid@db.example.com/subid). The database refuses any two
         blocks that share an ID, whoever writes. The schema C(fleetid_subid) is created on first
