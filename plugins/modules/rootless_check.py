@@ -67,6 +67,18 @@ options:
     description: Prove every user again, whatever the records say.
     type: bool
     default: false
+  create_homes:
+    description:
+      - Create the home of a user checked when it does not exist yet, with C(mkhomedir_helper),
+        the program C(pam_mkhomedir) runs at a directory user's first login. The home gets the
+        user's ownership, the contents of C(/etc/skel) and the mode that O(home_umask) leaves.
+      - Without it, a user whose home is missing fails the check, which says so.
+    type: bool
+    default: false
+  home_umask:
+    description: The umask C(mkhomedir_helper) applies to a home it creates; V(0077) gives mode 0700.
+    type: str
+    default: "0077"
   subuid_path:
     description: The subuid file whose lines for each user go into the digest.
     type: path
@@ -137,6 +149,9 @@ users:
     image_loaded:
       description: Whether O(image) was loaded into the user's storage by this run.
       type: bool
+    home_created:
+      description: Whether this run created the user's missing home (in check mode, whether a real run would).
+      type: bool
     ran:
       description: Whether C(podman run) of O(image) succeeded. V(null) when not attempted.
       type: bool
@@ -178,6 +193,7 @@ users:
       uid_map: [[0, 2001, 1], [1, 100000, 65536]]
       gid_map: [[0, 2001, 1], [1, 100000, 65536]]
       image_loaded: false
+      home_created: false
       ran: false
       highest_id: 65536
       problems:
@@ -191,6 +207,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -217,7 +234,7 @@ class UserCheck:
         self.podman = podman
         self.name = name
         self.report = {"name": name, "ok": False, "uid_map": [], "gid_map": [], "image_loaded": False,
-                       "ran": None, "highest_id": 0, "problems": [], "proof": "failed", "reason": "",
+                       "home_created": False, "ran": None, "highest_id": 0, "problems": [], "proof": "failed", "reason": "",
                        "proven_at": None, "podman_version": None, "digest": None}
 
     def podman_cmd(self, *args):
@@ -383,6 +400,8 @@ def main():
             "run_options": {"type": "list", "elements": "str", "default": ["--network", "none"]},
             "state_dir": {"type": "path", "default": "/var/lib/fleetid-subid/rootless-proofs"},
             "force": {"type": "bool", "default": False},
+            "create_homes": {"type": "bool", "default": False},
+            "home_umask": {"type": "str", "default": "0077"},
             "subuid_path": {"type": "path", "default": "/etc/subuid"},
             "subgid_path": {"type": "path", "default": "/etc/subgid"},
         }, **PODMAN_SPEC),
@@ -397,6 +416,8 @@ def main():
     bad = [name for name in params["users"] if not name or "/" in name or name.startswith(".")]
     if bad:
         module.fail_json(msg="not user names: %s" % ", ".join(repr(name) for name in bad))
+    if not re.match(r"\A0?[0-7]{3}\Z", params["home_umask"]):
+        module.fail_json(msg="home_umask must be an octal umask such as 0077, got %r" % params["home_umask"])
     rc, out, err = module.run_command([podman, "--version"], environ_update={"LC_ALL": "C"})
     if rc != 0:
         module.fail_json(msg="%s --version failed: %s" % (podman, (err or out).strip()))
@@ -413,11 +434,34 @@ def main():
     common = {"image": params["image"], "archive": file_digest(archive) if archive and params["image"] else None,
               "podman_options": params["podman_options"], "run_options": params["run_options"]}
 
+    # Homes first, in one pass: a converged host has them all, and costs one stat each.
+    homeless = [name for name, account in accounts.items() if not os.path.isdir(account.pw_dir)]
+    if homeless and params["create_homes"] and not module.check_mode:
+        helper = module.get_bin_path("mkhomedir_helper", required=True, opt_dirs=["/usr/sbin", "/sbin"])
+        for name in homeless:
+            rc, out, err = module.run_command([helper, name, params["home_umask"]])
+            if rc != 0:
+                module.fail_json(msg="mkhomedir_helper could not create the home %s of %s: %s"
+                                     % (accounts[name].pw_dir, name, (err or out).strip()))
+
     records = ProofRecords(module, params["state_dir"])
-    reports, changed = [], False
+    reports, changed = [], bool(homeless and params["create_homes"])
     with records.open():
         for name in params["users"]:
             check = UserCheck(module, podman, name)
+            if name in homeless:
+                if not params["create_homes"]:
+                    check.problem("%s's home %s does not exist: create it (or set create_homes, which the "
+                                  "rootless_podman role's rootless_podman_create_homes does)"
+                                  % (name, accounts[name].pw_dir))
+                    check.report["proof"] = "failed"
+                    reports.append(check.report)
+                    continue
+                check.report["home_created"] = True
+                if module.check_mode:  # no home to run Podman in yet: a real run creates it, then proves
+                    check.report.update(ok=True, proof="pending", reason="home to be created")
+                    reports.append(check.report)
+                    continue
             expected_uid = expected_ranges(params["subuid"], name)
             expected_gid = expected_ranges(params["subgid"], name)
             account = accounts.get(name)

@@ -48,10 +48,10 @@ def subid_files():
 def make_user(subid_files):
     created = []
 
-    def make(start, count):
+    def make(start, count, home=True):
         name = "fx" + uuid.uuid4().hex[:8]
-        subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
-                       check=True)
+        subprocess.run(["useradd", "--create-home" if home else "--no-create-home", "--shell", "/bin/bash",
+                        "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
         created.append(name)
         for path in ("/etc/subuid", "/etc/subgid"):
             with open(path, "a") as handle:
@@ -91,6 +91,28 @@ def test_maps_and_a_real_run_match_the_ledger(run_module, proof_dir, make_user, 
     again = check(run_module, proof_dir, [user], [{"name": user, "start": 3000000, "count": 65536}],
                   image="localhost/fleetid-busybox:latest", image_archive=str(images["fleetid-busybox"]))
     assert again["changed"] is False and again["users"][0]["ok"]
+
+
+def test_a_missing_home_is_created_as_pam_mkhomedir_would_in_the_same_module_run(run_module, proof_dir, make_user):
+    user = make_user(3100000, 65536, home=False)
+    home = Path("/home") / user
+    entries = [{"name": user, "start": 3100000, "count": 65536}]
+    assert not home.exists()
+    refused = check(run_module, proof_dir, [user], entries)
+    assert refused["failed"] and "%s's home %s does not exist" % (user, home) in refused["msg"]
+    predicted = check(run_module, proof_dir, [user], entries, check_mode=True, create_homes=True)
+    assert predicted["changed"] is True and not predicted.get("failed"), predicted
+    assert predicted["users"][0]["home_created"] is True and predicted["users"][0]["proof"] == "pending"
+    assert not home.exists()  # check mode creates nothing
+    made = check(run_module, proof_dir, [user], entries, create_homes=True)
+    assert not made.get("failed"), made
+    assert made["changed"] is True and made["users"][0]["home_created"] is True and made["users"][0]["proof"] == "now"
+    st = home.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (int(subprocess.check_output(["id", "-u", user])), 0o700)
+    assert (home / ".bashrc").read_bytes() == Path("/etc/skel/.bashrc").read_bytes()
+    again = check(run_module, proof_dir, [user], entries, create_homes=True)
+    assert again["changed"] is False and again["users"][0]["home_created"] is False
+    assert again["users"][0]["proof"] == "before"
 
 
 def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, proof_dir, make_user):
