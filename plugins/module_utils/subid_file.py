@@ -370,7 +370,7 @@ class Edit:
         self.path, self.old, self.new = path, old, new
         self.listed, self.removed, self.alias, self.remove = listed, removed, alias, remove
         self._others = None
-        self._columns = _NOT_READ
+        self._reading = {}  # the bulk reading of ``old`` (see columns), shared by share_reading
 
     @property
     def others(self):
@@ -381,18 +381,24 @@ class Edit:
     @property
     def columns(self):
         """fast_columns of the old text, read once."""
-        if self._columns is _NOT_READ:
-            self._columns = fast_columns(self.old)
-        return self._columns
+        if "columns" not in self._reading:
+            self._reading["columns"] = fast_columns(self.old)
+        return self._reading["columns"]
+
+    def sorted_bounds(self):
+        """``(starts, ends)`` of every range line of the old text (``columns``), each list
+        sorted on its own, computed once: what the bulk overlap count needs."""
+        if "bounds" not in self._reading:
+            owners, first, count, line_of = self.columns
+            # Timsort is near linear on the mostly sorted files useradd and this module write.
+            self._reading["bounds"] = (sorted(first), sorted(map(operator.add, first, count)))
+        return self._reading["bounds"]
 
     def share_reading(self, other):
         """Take ``other``'s bulk reading when both edits start from the same text (a subgid
         file kept in step with the subuid file): it depends on the text alone."""
         if other.old == self.old:
-            self._columns = other.columns
-
-
-_NOT_READ = object()
+            self._reading = other._reading
 
 
 def other_entries(text, alias):
@@ -708,7 +714,7 @@ def fast_columns(text):
 def overlapping_others(edit, starts, ends):
     """The entries of ``edit.others`` whose range overlaps one of the disjoint ranges
     ``[starts[j], ends[j])`` (sorted), in file order. A file in fast_form is checked on its
-    columns of numbers, without an Entry for each line."""
+    columns of numbers, without an Entry for each line, and first only counted."""
     columns = None if edit.remove or edit._others is not None else edit.columns
     if columns is None:
         for entry in edit.others:
@@ -717,15 +723,42 @@ def overlapping_others(edit, starts, ends):
             if j < len(starts) and starts[j] < taken.end:
                 yield entry
         return
+    if not _overlap_count(edit, starts, ends):
+        return
     owners, first, count, line_of = columns
-    # A line [s, s+c) overlaps iff the first listed range ending after s starts before s+c.
-    # Its range as shadow grants it is clipped at ID 2^32-2, which the listed ranges never
-    # pass, so the unclipped end gives the same answer.
+    # Some line overlaps: find which, in file order. A line [s, s+c) overlaps iff the first
+    # listed range ending after s starts before s+c (clipping: see _overlap_count).
     bound = starts + [ULONG]
     after = map(bound.__getitem__, map(functools.partial(bisect.bisect_right, ends), first))
     for i in itertools.compress(itertools.count(), map(operator.lt, after, map(operator.add, first, count))):
         if owners[i] not in edit.alias:
             yield Entry(owners[i], first[i], count[i], line_of(i))
+
+
+def _overlap_count(edit, starts, ends):
+    """How many (line of an owner not listed, listed range) pairs overlap, for an edit of a
+    text in fast_form; 0 means no line of another owner overlaps any listed range.
+
+    A line [s, e) (e = s + c > s: a fast_form count is at least 1) overlaps [S, E) iff
+    s < E and e > S. A line with e <= S has s < e <= S < E, so the lines overlapping [S, E)
+    are the lines with s < E less those with e <= S: two binary searches, in all starts and
+    in all ends, each sorted on its own. The listed owners' own old lines (``edit.removed``,
+    a handful: every line of a listed owner, since in fast_form each is a range line that
+    _edit_spliced takes out) are counted one by one and taken off.
+
+    Clipping: shadow grants a line [s, min(e, 2^32 - 1)) (the last ID a map can hold is
+    2^32 - 2), and none when s > 2^32 - 2; the listed ranges end at or below 2^32 - 1. So a
+    line with s > 2^32 - 2 has s >= E: counted by neither; a line with s <= 2^32 - 2 and
+    e > 2^32 - 1 has e > E > S as its clipped end 2^32 - 1 >= E > S does: the same answer.
+    No unsigned wrap either: fast_form numbers have at most 10 digits."""
+    all_starts, all_ends = edit.sorted_bounds()
+    pairs = sum(bisect.bisect_left(all_starts, end) - bisect.bisect_right(all_ends, start)
+                for start, end in zip(starts, ends))
+    for line in edit.removed:
+        owner, start, count = line.split(":")
+        start, count = int(start), int(count)
+        pairs -= sum(start < end and start + count > begin for begin, end in zip(starts, ends))
+    return pairs
 
 
 def check_edit(edit, host_ids, kind, own_ids=None, id_names=None):

@@ -212,6 +212,42 @@ def test_random_canonical_files_give_the_same_refusals(lines, wanted):
     assert outcomes[0] == outcomes[1]
 
 
+# Multiples of 1000 make lines that touch a listed range end to end, the boundary cases.
+big_number = st.one_of(st.integers(0, 20).map(lambda k: 1000 * k), st.integers(0, 6000000),
+                       st.integers(4294960000, 4294967296), st.integers(1, 9999999999))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(OWNERS), big_number, big_number.filter(bool)), max_size=30),
+       st.lists(st.tuples(st.sampled_from(["alice", "bob", "carol"]),
+                          st.one_of(st.integers(1, 20).map(lambda k: 1000 * k), st.integers(1000, 6000000),
+                                    st.integers(4294960000, 4294967294)),
+                          st.one_of(st.integers(1, 5).map(lambda k: 1000 * k), st.integers(1, 70000))),
+                min_size=1, max_size=3))
+@example([("zed", 4294967294, 9999999999), ("bob", 4294967295, 5)], [("carol", 4294967290, 5)])
+@example([("alice", 100000, 65536), ("zed", 300000, 1)], [("alice", 100000, 131072)])
+@example([("zed", 1000, 1000), ("bob", 3000, 1000), ("zed", 2999, 1)], [("carol", 2000, 1000)])
+@example([("alice", 1000, 1000), ("alice", 3000, 5)], [("alice", 2000, 1000)])
+def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted):
+    # _overlap_count (sorted starts and ends, two binary searches a listed range, the listed
+    # owners' own lines taken off) against a count over the exact reader's entries, with
+    # lines reaching past 2^32 - 1 (clipped by shadow) and 10-digit numbers.
+    text = "".join("%s:%d:%d\n" % line for line in lines)
+    assert fast_form(text)
+    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
+    try:
+        want = desired_entries(items, 1000, "subuid")
+    except SubidError:
+        return
+    edit = edit_text("/etc/subuid", text, want, aliases_of)
+    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
+    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
+        return  # check_edit refuses these before counting
+    brute = sum(entry.range.start < end and entry.range.end > start
+                for entry in other_entries(text, edit.alias) for start, end in listed)
+    assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
+
+
 @pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
 @pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old content\\u0000"/subuid', "/t/\u00e9"])
 def test_journal_bytes_are_the_json_of_the_journal(old, path):
