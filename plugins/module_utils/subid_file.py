@@ -734,8 +734,12 @@ def _fast_fields(text):
         return None
     try:
         starts = list(map(int, starts))
-        distinct = set(counts)
-        if len(distinct) * 4 <= len(counts):  # few counts (SUB_UID_COUNT): a lookup beats int()
+        # Most files hold one count (login.defs' SUB_UID_COUNT) or a few: read each once.
+        distinct = {counts[0]} if counts.count(counts[0]) == len(counts) else set(counts)
+        if len(distinct) == 1:
+            largest = int(counts[0])
+            counts = [largest] * len(counts)
+        elif len(distinct) * 4 <= len(counts):
             number = {count: int(count) for count in distinct}
             counts, largest = list(map(number.__getitem__, counts)), max(number.values())
         else:
