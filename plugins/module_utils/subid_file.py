@@ -720,10 +720,11 @@ def _fast_fields(text):
         body = body[:-1]  # every line of body ended in a newline: the last one's is not a separator
     if not body:
         return [], [], [], skipped, []
+    # A one-character test ("+" in body) is a memchr: the pairs are looked for only then.
     if not body.isascii() or body.encode("ascii").translate(None, _FAST_CHARS) or body[0] == ":" \
             or "\n:" in body or any(sign in body and (body[0] == sign or "\n" + sign in body or ":" + sign in body)
                                     for sign in "+-") \
-            or ":0" in body and body.count(":0") != body.count(":0:"):  # "+" in body: one memchr
+            or ":0" in body and body.count(":0") != body.count(":0:"):
         return None
     lines = body.count("\n") + 1
     fields = body.replace("\n", ":\n:").split(":")
@@ -829,9 +830,9 @@ def _overlap_count(edit, starts, ends):
     s < E and e > S. A line with e <= S has s < e <= S < E, so the lines overlapping [S, E)
     are the lines with s < E less those with e <= S: two binary searches, in all starts and
     in all ends, each sorted on its own (when every count is c, e <= S iff s <= S - c: the
-    second search is in the starts too, see Edit.sorted_bounds). The listed owners' own old lines (``edit.removed``,
-    a handful: every line of a listed owner, since in fast_form each is a range line that
-    _edit_spliced takes out) are counted one by one and taken off.
+    second search is in the starts too, see Edit.sorted_bounds). The listed owners' own old
+    lines (``edit.removed``, a handful: every line of a listed owner, since in fast_form
+    each is a range line that _edit_spliced takes out) are counted one by one and taken off.
 
     Clipping: shadow grants a line [s, min(e, 2^32 - 1)) (the last ID a map can hold is
     2^32 - 2), and none when s > 2^32 - 2; the listed ranges end at or below 2^32 - 1. So a
