@@ -370,7 +370,7 @@ class Edit:
         self.path, self.old, self.new = path, old, new
         self.listed, self.removed, self.alias, self.remove = listed, removed, alias, remove
         self._others = None
-        self._columns = _NOT_READ
+        self._reading = {}  # the bulk reading of ``old`` (see columns), shared by share_reading
 
     @property
     def others(self):
@@ -381,18 +381,32 @@ class Edit:
     @property
     def columns(self):
         """fast_columns of the old text, read once."""
-        if self._columns is _NOT_READ:
-            self._columns = fast_columns(self.old)
-        return self._columns
+        if "columns" not in self._reading:
+            reading = _fast_reading(self.old)
+            self._reading["columns"], self._reading["starts"] = reading or (None, None)
+        return self._reading["columns"]
+
+    def sorted_bounds(self):
+        """``(starts, ends, shift)``, computed once, for the bulk overlap count: the starts
+        and the ends (start + count) of every range line of the old text (``columns``), each
+        list sorted on its own; a line ends at or before S iff its end is at most S - shift
+        in ``ends``. When every line has the same count c, ``ends`` is ``starts`` and
+        ``shift`` is c (end = start + c), so no list of ends is made."""
+        if "bounds" not in self._reading:
+            owners, first, count, line_of = self.columns
+            starts = self._reading["starts"]
+            if count and count.count(count[0]) == len(count):
+                self._reading["bounds"] = (starts, starts, count[0])
+            else:
+                # Timsort is near linear on the mostly sorted files useradd and this module write.
+                self._reading["bounds"] = (starts, sorted(map(operator.add, first, count)), 0)
+        return self._reading["bounds"]
 
     def share_reading(self, other):
         """Take ``other``'s bulk reading when both edits start from the same text (a subgid
         file kept in step with the subuid file): it depends on the text alone."""
         if other.old == self.old:
-            self._columns = other.columns
-
-
-_NOT_READ = object()
+            self._reading = other._reading
 
 
 def other_entries(text, alias):
@@ -641,7 +655,16 @@ _FAST_CHUNK = 1 << 16
 def fast_form(text):
     """Whether every line of ``text`` is a _FAST_LINE, a comment or a blank line: then
     each line holds the range its three fields say in plain decimal, exactly as shadow's
-    reader (parse_line) reads it, and the numbers can be read in bulk (fast_columns)."""
+    reader (parse_line) reads it, and the numbers can be read in bulk (fast_columns).
+
+    _FAST_FILE is the definition (see fast_form_by_regex); this decides the same with a
+    few operations over the whole text and whole columns (see _fast_fields)."""
+    return _fast_fields(text) is not None
+
+
+def fast_form_by_regex(text):
+    """fast_form by its definition: _FAST_FILE matches the whole text. The tests hold
+    fast_form to it."""
     if _needs_model(text):
         return False
     pos = 0
@@ -657,6 +680,78 @@ def fast_form(text):
             return False
         pos = end
     return True
+
+
+# The characters a range line of a text in fast_form may hold (printable ASCII but space).
+_FAST_CHARS = bytes(range(0x21, 0x7f)) + b"\n"
+_MAX_NUMBER = 10 ** 10  # below it: at most 10 digits, when there is no leading zero
+
+
+def _fast_fields(text):
+    """``(owners, starts, counts, skipped, sorted starts)`` of a text in fast_form, the
+    numbers read, and ``skipped`` the _skipped_lines; None for a text not in fast_form.
+
+    Each test is one operation over the whole text or a whole column, and together they
+    accept exactly what _FAST_FILE accepts:
+    - comment and blank lines are taken out (_FAST_FILE takes any comment, and only empty
+      lines as blank); the rest, ``body``, must be lines of owner:start:count;
+    - body holds only printable ASCII but space (0x21-0x7e) and newlines;
+    - each of its lines has exactly two colons: with every newline made a field of its own
+      (``:\\n:``), the fields come in fours, newline every fourth. Splitting on both
+      alone is not enough: "a:1:2:3\\nb:4" splits into six aligned-looking fields;
+    - owners: 1-255 characters; a line starts with neither ":" (no owner) nor "+" or "-"
+      ("#" lines are comments);
+    - numbers: int() takes them, so they are digits, but for what else int() takes:
+      a sign (no ":+" or ":-"), an underscore (none in the number columns) and blanks
+      (not in body). No leading zero: every ":0" in body is a start "0" followed by ":".
+      With no leading zero, 10 digits at most is a value below 10**10."""
+    if _needs_model(text):
+        return None
+    skipped = _skipped_lines(text)
+    body = text
+    if skipped:
+        pieces, prev = [], 0
+        for start, end, number in skipped:
+            pieces.append(body[prev:start])
+            prev = end
+        pieces.append(body[prev:])
+        body = "".join(pieces)
+    if body.endswith("\n"):
+        body = body[:-1]  # every line of body ended in a newline: the last one's is not a separator
+    if not body:
+        return [], [], [], skipped, []
+    # A one-character test ("+" in body) is a memchr: the pairs are looked for only then.
+    if not body.isascii() or body.encode("ascii").translate(None, _FAST_CHARS) or body[0] == ":" \
+            or "\n:" in body or any(sign in body and (body[0] == sign or "\n" + sign in body or ":" + sign in body)
+                                    for sign in "+-") \
+            or ":0" in body and body.count(":0") != body.count(":0:"):
+        return None
+    lines = body.count("\n") + 1
+    fields = body.replace("\n", ":\n:").split(":")
+    if len(fields) != 4 * lines - 1 or fields[3::4].count("\n") != lines - 1:
+        return None
+    owners, starts, counts = fields[0::4], fields[1::4], fields[2::4]
+    if max(map(len, owners)) > 255 or "_" in body and "_" in "".join(starts + counts):
+        return None
+    try:
+        starts = list(map(int, starts))
+        # Most files hold one count (login.defs' SUB_UID_COUNT) or a few: read each once.
+        distinct = {counts[0]} if counts.count(counts[0]) == len(counts) else set(counts)
+        if len(distinct) == 1:
+            largest = int(counts[0])
+            counts = [largest] * len(counts)
+        elif len(distinct) * 4 <= len(counts):
+            number = {count: int(count) for count in distinct}
+            counts, largest = list(map(number.__getitem__, counts)), max(number.values())
+        else:
+            counts = list(map(int, counts))
+            largest = max(counts)
+    except ValueError:
+        return None
+    ordered = sorted(starts)  # near linear on the mostly sorted files useradd and this module write
+    if ordered[-1] >= _MAX_NUMBER or largest >= _MAX_NUMBER:
+        return None
+    return owners, starts, counts, skipped, ordered
 
 
 def _skipped_lines(text):
@@ -680,18 +775,16 @@ def fast_columns(text):
     """``(owners, starts, counts, line_of)`` for the range lines of a ``text`` in
     fast_form, read in bulk (``line_of(i)``: the line number of the i-th of them), or
     None when ``text`` is not in fast_form and must be read line by line."""
-    if not fast_form(text):
+    reading = _fast_reading(text)
+    return None if reading is None else reading[0]
+
+
+def _fast_reading(text):
+    """``(fast_columns, sorted starts)``, or None when ``text`` is not in fast_form."""
+    fields = _fast_fields(text)
+    if fields is None:
         return None
-    skipped = _skipped_lines(text)
-    if skipped:
-        pieces, prev = [], 0
-        for start, end, number in skipped:
-            pieces.append(text[prev:start])
-            prev = end
-        pieces.append(text[prev:])
-        text = "".join(pieces)
-    fields = text.replace("\n", ":").split(":")
-    n = len(fields) // 3
+    owners, starts, counts, skipped, ordered = fields
     numbers = [number for start, end, number in skipped]
 
     def line_of(i):
@@ -702,13 +795,13 @@ def fast_columns(text):
             line += 1
         return line
 
-    return fields[0:3 * n:3], list(map(int, fields[1:3 * n:3])), list(map(int, fields[2:3 * n:3])), line_of
+    return (owners, starts, counts, line_of), ordered
 
 
 def overlapping_others(edit, starts, ends):
     """The entries of ``edit.others`` whose range overlaps one of the disjoint ranges
     ``[starts[j], ends[j])`` (sorted), in file order. A file in fast_form is checked on its
-    columns of numbers, without an Entry for each line."""
+    columns of numbers, without an Entry for each line, and first only counted."""
     columns = None if edit.remove or edit._others is not None else edit.columns
     if columns is None:
         for entry in edit.others:
@@ -717,15 +810,43 @@ def overlapping_others(edit, starts, ends):
             if j < len(starts) and starts[j] < taken.end:
                 yield entry
         return
+    if not _overlap_count(edit, starts, ends):
+        return
     owners, first, count, line_of = columns
-    # A line [s, s+c) overlaps iff the first listed range ending after s starts before s+c.
-    # Its range as shadow grants it is clipped at ID 2^32-2, which the listed ranges never
-    # pass, so the unclipped end gives the same answer.
+    # Some line overlaps: find which, in file order. A line [s, s+c) overlaps iff the first
+    # listed range ending after s starts before s+c (clipping: see _overlap_count).
     bound = starts + [ULONG]
     after = map(bound.__getitem__, map(functools.partial(bisect.bisect_right, ends), first))
     for i in itertools.compress(itertools.count(), map(operator.lt, after, map(operator.add, first, count))):
         if owners[i] not in edit.alias:
             yield Entry(owners[i], first[i], count[i], line_of(i))
+
+
+def _overlap_count(edit, starts, ends):
+    """How many (line of an owner not listed, listed range) pairs overlap, for an edit of a
+    text in fast_form; 0 means no line of another owner overlaps any listed range.
+
+    A line [s, e) (e = s + c > s: a fast_form count is at least 1) overlaps [S, E) iff
+    s < E and e > S. A line with e <= S has s < e <= S < E, so the lines overlapping [S, E)
+    are the lines with s < E less those with e <= S: two binary searches, in all starts and
+    in all ends, each sorted on its own (when every count is c, e <= S iff s <= S - c: the
+    second search is in the starts too, see Edit.sorted_bounds). The listed owners' own old
+    lines (``edit.removed``, a handful: every line of a listed owner, since in fast_form
+    each is a range line that _edit_spliced takes out) are counted one by one and taken off.
+
+    Clipping: shadow grants a line [s, min(e, 2^32 - 1)) (the last ID a map can hold is
+    2^32 - 2), and none when s > 2^32 - 2; the listed ranges end at or below 2^32 - 1. So a
+    line with s > 2^32 - 2 has s >= E: counted by neither; a line with s <= 2^32 - 2 and
+    e > 2^32 - 1 has e > E > S as its clipped end 2^32 - 1 >= E > S does: the same answer.
+    No unsigned wrap either: fast_form numbers have at most 10 digits."""
+    all_starts, all_ends, shift = edit.sorted_bounds()
+    pairs = sum(bisect.bisect_left(all_starts, end) - bisect.bisect_right(all_ends, start - shift)
+                for start, end in zip(starts, ends))
+    for line in edit.removed:
+        owner, start, count = line.split(":")
+        start, count = int(start), int(count)
+        pairs -= sum(start < end and start + count > begin for begin, end in zip(starts, ends))
+    return pairs
 
 
 def check_edit(edit, host_ids, kind, own_ids=None, id_names=None):

@@ -25,6 +25,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     edit_text,
     fast_columns,
     fast_form,
+    fast_form_by_regex,
     other_entries,
     read_line,
     shadow_records,
@@ -89,6 +90,7 @@ def fast_entries(text):
 
 
 def check_all_readers_agree(text):
+    assert fast_form(text) == fast_form_by_regex(text)
     exact = exact_entries(text)
     # parse_line (the module's reader, with its canonical shortcut) is read_line.
     records, unreadable = shadow_records(text)
@@ -155,16 +157,68 @@ def test_fast_form_takes_the_lines_the_module_writes_and_refuses_each_odd_one():
                 "alice:1:2:3", "alice:10000000000:1", "x" * 256 + ":1:2", "ali\u00e9e:1:2", "alice:1:2\0",
                 "alice:1", "alice", "\t"]:
         assert not fast_form("bob:1:2\n%s\nzed:3:4\n" % odd), odd
+        assert not fast_form_by_regex("bob:1:2\n%s\nzed:3:4\n" % odd), odd
 
 
 def test_fast_form_across_chunks():
     # Lines across the regex's chunks, and an odd line right after a chunk boundary.
     lines = ["user%06d:%d:4096" % (i, 100000 + i * 4096) for i in range(20000)]
     text = "\n".join(lines) + "\n"
-    assert fast_form(text) and fast_entries(text) == exact_entries(text)
+    assert fast_form(text) and fast_form_by_regex(text) and fast_entries(text) == exact_entries(text)
     cut = text.rfind("\n", 0, subid_file._FAST_CHUNK) + 1
-    assert not fast_form(text[:cut] + "bob:01:2\n" + text[cut:])
-    assert not fast_form(text[:cut - 1] + "\r" + text[cut - 1:])
+    for odd in (text[:cut] + "bob:01:2\n" + text[cut:], text[:cut - 1] + "\r" + text[cut - 1:]):
+        assert not fast_form(odd) and not fast_form_by_regex(odd)
+
+
+# Texts on which the bulk decision of fast_form (_fast_fields) could part from its
+# definition, the regex _FAST_FILE: lines with one, two, three or four fields next to each
+# other, owners at and past 255 characters or starting with "#", "+" or "-", numbers with
+# leading zeros or past 10 digits, non-ASCII digits and letters, control characters,
+# spaces, NUL, CR, DEL, a last line with or without a newline, the empty file.
+BULK_EDGES = [
+    "", "\n", "\n\n", "#", "#\n", "# a:1:2:3", "#\x00", "a:1:2", "a:1:2\n", "a:1:2:3\nb:4", "a:1:2:3\nb:4\n",
+    "a:1\nb:2:3:4", "a:1:2\nb:3:4:5\nc:6", "a:1:2\n\nb:3:4", "a:1:2\n#c:1\nb:3:4", "a:1:2\n \nb:3:4",
+    "a:0:1", "a:00:1", "a:01:1", "a:0:0", "a:1:0", "a:1:01", "a:0:10", "a:10:10", "a:1000000000:1",
+    "a:9999999999:9999999999", "a:10000000000:1", "a:1:10000000000", "a:\u0661:1", "a:1:\u00b2",
+    "x" * 255 + ":1:2", "x" * 256 + ":1:2", "+a:1:2", "-a:1:2", "a+:1:2", "a-:1:2", "#a:1:2", "!a:1:2",
+    "\"a:1:2", "a#:1:2", "a b:1:2", " a:1:2", "a:1:2 ", "a\t:1:2", "a\x7f:1:2", "\u00e9:1:2", "a\x00:1:2",
+    "a:1:2\r", "a\r:1:2", "\r", "a:1:2\x00", ":1:2", "a::2", "a:1:", "a", "a:1", "a:1:2:", "::", "a:1:2\n:",
+    # what int() takes besides digits: a sign, underscores, blanks
+    "a:+1:2", "a:1:+2", "a:-1:2", "a:1:-2", "a:-0:2", "a:1_0:2", "a:1:2_0", "a:0_1:2", "a_b:1:2", "_:1:2",
+    "a: 1:2", "a:1:2 ", "a:1:\t2", "a:1\x0b:2", "a:0:0", "a:0:00", "a:0:1:", "a:1:0\n",
+]
+bulk_piece = st.one_of(
+    st.sampled_from(BULK_EDGES),
+    st.text(alphabet=":0123456789ax#+-_ \t\r\n\x00\x7f\u00e9\u0661", max_size=16),
+    st.builds(lambda n, s, c: "%s:%s:%s" % (n, s, c),
+              st.one_of(st.sampled_from(["a", "#a", "+a", "-a", "a b", "x" * 255, "x" * 256, "", "\u00e9"]),
+                        st.text(alphabet="ax:#+-", min_size=1, max_size=4)),
+              st.sampled_from(["0", "00", "01", "1", "9999999999", "10000000000", "", "\u0661", "1:2", "+1", "1_0"]),
+              st.sampled_from(["0", "01", "1", "9999999999", "10000000000", "", "1:2", "2\r", "1 ", "-1", "2_0"])),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(bulk_piece, max_size=8), st.sampled_from(["\n", ""]), st.booleans())
+@example(["a:1:2:3", "b:4"], "\n", True)
+@example(["a:1:2", "", "b:3:4"], "\n", False)
+def test_the_bulk_fast_form_decides_as_the_regex(pieces, separator, final_newline):
+    text = separator.join(pieces) + ("\n" if final_newline and pieces else "")
+    assert fast_form(text) == fast_form_by_regex(text), text
+
+
+@pytest.mark.parametrize("text", BULK_EDGES + ["\n".join(BULK_EDGES), "a:1:2\n" * 3 + "x" * 4095])
+def test_the_bulk_fast_form_decides_each_edge_case_as_the_regex(text):
+    assert fast_form(text) == fast_form_by_regex(text)
+    if "\n" not in text:
+        for around in ("b:1:2\n%s", "%s\nb:1:2", "b:1:2\n%s\nc:3:4\n", "# c\n%s\n\n"):
+            assert fast_form(around % text) == fast_form_by_regex(around % text), around % text
+
+
+def test_the_bulk_fast_form_rejects_misaligned_fields():
+    # Six fields that split into two owner:start:count triples, from lines of four and two.
+    assert not fast_form("a:1:2:3\n4:5") and not fast_form("a:1:2:3\n4:5\n")
+    assert fast_form("a:1:2\n3:4:5")
 
 
 name = st.sampled_from(OWNERS + ["carol", "#c", "+x", " alice"])
@@ -210,6 +264,49 @@ def test_random_canonical_files_give_the_same_refusals(lines, wanted):
         except SubidError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
+
+
+# Multiples of 1000 make lines that touch a listed range end to end, the boundary cases.
+big_number = st.one_of(st.integers(0, 20).map(lambda k: 1000 * k), st.integers(0, 6000000),
+                       st.integers(4294960000, 4294967296), st.integers(1, 9999999999))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(OWNERS), big_number, big_number.filter(bool)), max_size=30),
+       st.lists(st.tuples(st.sampled_from(["alice", "bob", "carol"]),
+                          st.one_of(st.integers(1, 20).map(lambda k: 1000 * k), st.integers(1000, 6000000),
+                                    st.integers(4294960000, 4294967294)),
+                          st.one_of(st.integers(1, 5).map(lambda k: 1000 * k), st.integers(1, 70000))),
+                min_size=1, max_size=3),
+       st.booleans())
+@example([("zed", 4294967294, 9999999999), ("bob", 4294967295, 5)], [("carol", 4294967290, 5)], False)
+@example([("alice", 100000, 65536), ("zed", 300000, 1)], [("alice", 100000, 131072)], False)
+@example([("zed", 1000, 1000), ("bob", 3000, 1000), ("zed", 2999, 1)], [("carol", 2000, 1000)], False)
+@example([("alice", 1000, 1000), ("alice", 3000, 5)], [("alice", 2000, 1000)], False)
+@example([("zed", 1000, 1000), ("bob", 3000, 1000), ("2001", 2000, 1000)], [("carol", 2000, 1000)], True)
+@example([("zed", 1000, 1000), ("alice", 2000, 1000), ("bob", 2500, 1000)], [("alice", 2000, 500)], True)
+@example([("zed", 1001, 1000), ("bob", 5000, 1000)], [("carol", 2000, 1000)], True)
+def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted, same_count):
+    # _overlap_count (sorted starts and ends, two binary searches a listed range, the listed
+    # owners' own lines taken off) against a count over the exact reader's entries, with
+    # lines reaching past 2^32 - 1 (clipped by shadow) and 10-digit numbers; with
+    # ``same_count`` every line has the first line's count (ends are then shifted starts).
+    if same_count and lines:
+        lines = [(owner, start, lines[0][2]) for owner, start, count in lines]
+    text = "".join("%s:%d:%d\n" % line for line in lines)
+    assert fast_form(text)
+    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
+    try:
+        want = desired_entries(items, 1000, "subuid")
+    except SubidError:
+        return
+    edit = edit_text("/etc/subuid", text, want, aliases_of)
+    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
+    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
+        return  # check_edit refuses these before counting
+    brute = sum(entry.range.start < end and entry.range.end > start
+                for entry in other_entries(text, edit.alias) for start, end in listed)
+    assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
 
 
 @pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
