@@ -87,15 +87,18 @@ class FileStore:
             return self._known[1]
         try:
             with open(self.memo_path, "rb") as handle:
-                memo = handle.read()
+                head = handle.read(_MEMO_HEAD)
+                if len(head) != _MEMO_HEAD or not head.startswith(_MEMO_MAGIC):
+                    return None
+                size = int.from_bytes(head[len(_MEMO_MAGIC):], "little")
+                if os.fstat(handle.fileno()).st_size != _MEMO_HEAD + size + len(data):
+                    return None
+                packed = handle.read(size)
+                if not _same_bytes(handle, data):
+                    return None
         except OSError:
             return None
-        if not memo.startswith(_MEMO_MAGIC) or len(memo) < _MEMO_HEAD:
-            return None
-        size = int.from_bytes(memo[len(_MEMO_MAGIC):_MEMO_HEAD], "little")
-        if len(memo) != _MEMO_HEAD + size + len(data) or not memo.endswith(data):
-            return None
-        index = LedgerIndex.from_bytes(memoryview(memo)[_MEMO_HEAD:_MEMO_HEAD + size])
+        index = LedgerIndex.from_bytes(packed)
         if index is not None:
             self._known = (data, index)
         return index
@@ -343,6 +346,22 @@ class FileStore:
 
     def close(self):
         pass
+
+
+def _same_bytes(handle, data, chunk=1 << 20):
+    """Whether the rest of the file ``handle`` holds exactly ``data``: read through one
+    reused buffer, so a 21 MiB copy costs a memcmp, not 21 MiB of fresh memory."""
+    buffer = bytearray(chunk)
+    view = memoryview(data)
+    at = 0
+    while True:
+        got = handle.readinto(buffer)
+        if not got:
+            return at == len(data)
+        # bytearray == memoryview compares the two buffers with memcmp.
+        if at + got > len(data) or (buffer if got == chunk else buffer[:got]) != view[at:at + got]:
+            return False
+        at += got
 
 
 def _indexable(data):
