@@ -52,9 +52,12 @@ def test_disabled_sets_counts_to_zero_and_leaves_other_lines(tmp_path, login_def
     assert keys(after)["SUB_UID_MIN"] == keys(before)["SUB_UID_MIN"]
     assert other_lines(after) == other_lines(before)
     assert "changed=1" in proc.stdout
+    assert "Gather the facts the OS-specific variables need" in proc.stdout  # the release decides
     again = apply(tmp_path, login_defs)
     assert "changed=0" in again.stdout
     assert login_defs.read_text() == after
+    # Nothing to set: no release to ask about, so no fact gathering (a remote module run).
+    assert "Gather the facts" not in again.stdout  # its include was skipped, so it never ran
 
 
 def test_check_mode_writes_nothing(tmp_path, login_defs):
