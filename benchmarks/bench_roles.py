@@ -8,7 +8,9 @@ containers:
 
   naive   benchmarks/naive/: apt, getent, one lineinfile per user and file, uid << 16
   roles   fleetid.subid.uidmap, login_defs and subids (what site.yml runs before the
-          rootless proof): first run, then a second run with nothing to change
+          rootless proof): first run, then a second run with nothing to change, then the
+          connection's floor: a play of as many ansible.builtin.ping tasks per host as
+          the second run made remote module runs, the least those runs can cost
   proof   fleetid.subid.rootless_podman for --proof-users users per host: the first proof
           (a real rootless `podman run` each), the converged run (the proof records), and
           one with rootless_podman_force_proof
@@ -107,8 +109,8 @@ def play(workdir, inventory, playbook, label, extra_args=()):
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-6000:] + proc.stderr[-3000:])
         raise SystemExit("%s: ansible-playbook failed (rc %d)" % (label, proc.returncode))
-    report(label, wall, events, load_before, load_after, proc.stdout)
-    return proc.stdout
+    remote = report(label, wall, events, load_before, load_after, proc.stdout)
+    return proc.stdout, remote
 
 
 def report(label, wall, events, load_before, load_after, stdout):
@@ -171,6 +173,13 @@ PROOF_PLAY = """\
 """
 
 
+def floor_play(tasks):
+    """A play of ``tasks`` pings per host: what that many remote module runs cost when
+    the modules do nothing (Ansible's and the connection's share of a run)."""
+    return "- name: Connection floor\n  hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(
+        "    - name: Ping %d\n      ansible.builtin.ping:\n" % (i + 1) for i in range(tasks))
+
+
 def show(text, marker):
     for line in text.splitlines():
         if marker in line:
@@ -192,7 +201,6 @@ def main():
     only = args.only.split(",")
     print("bench_roles: %d users on %d hosts, %d with Podman state; %d CPUs; load %.2f %.2f %.2f" % (
         (args.users, len(HOSTS), args.with_state, os.cpu_count()) + os.getloadavg()))
-    figures = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-roles-") as tmp:
             workdir = Path(tmp)
@@ -201,7 +209,7 @@ def main():
             if "naive" in only:
                 names, stateful = fresh_hosts(args.users, args.with_state)
                 inventory = write_inventory(workdir, names, {})
-                figures["naive first"] = play(workdir, inventory, workdir / "naive.yml", "naive first run")
+                play(workdir, inventory, workdir / "naive.yml", "naive first run")
                 play(workdir, inventory, workdir / "naive.yml", "naive second run")
             if "roles" in only or "proof" in only:
                 names, stateful = fresh_hosts(args.users, args.with_state)
@@ -212,13 +220,16 @@ def main():
                     "rootless_podman_test_image_archive": str(busybox),
                 })
                 if "roles" in only:
-                    out = play(workdir, inventory, workdir / "roles.yml", "roles first run")
+                    out = play(workdir, inventory, workdir / "roles.yml", "roles first run")[0]
                     show(out, "podman system migrate ran as")
-                    play(workdir, inventory, workdir / "roles.yml", "roles second run")
+                    remote = play(workdir, inventory, workdir / "roles.yml", "roles second run")[1]
+                    per_host = remote // len(HOSTS)
+                    (workdir / "floor.yml").write_text(floor_play(per_host))
+                    play(workdir, inventory, workdir / "floor.yml", "connection floor, %d pings per host" % per_host)
                 if "proof" in only:
                     for label, extra in (("proof first run", []), ("proof converged run", []),
                                          ("proof forced run", ["-e", "rootless_podman_force_proof=true"])):
-                        show(play(workdir, inventory, workdir / "proof.yml", label, extra), "Proven now")
+                        show(play(workdir, inventory, workdir / "proof.yml", label, extra)[0], "Proven now")
     finally:
         if not args.keep:
             remove_hosts()
