@@ -682,9 +682,42 @@ def fast_form_by_regex(text):
     return True
 
 
-# The characters a range line of a text in fast_form may hold (printable ASCII but space).
-_FAST_CHARS = bytes(range(0x21, 0x7f)) + b"\n"
+# The range lines of a text in fast_form mapped to their shape: each field character
+# (printable ASCII but space and ":") to "x", ":" and the newline kept, any other to "!".
+_FAST_SHAPE = b"".join(b"\n" if c == 0x0a else b":" if c == 0x3a else b"x" if 0x21 <= c < 0x7f else b"!"
+                       for c in range(256))
+_LONG_FIELD = b"x" * 256  # no field may be this long: owners have 255 characters at most, numbers 10
 _MAX_NUMBER = 10 ** 10  # below it: at most 10 digits, when there is no leading zero
+_FAST_COUNT = re.compile(r"[1-9][0-9]{0,9}\Z")
+
+
+class _Owners:
+    """The owner column of a text in fast_form, split off only when asked for (a refusal
+    naming lines, the tests): the change case reads the numbers alone."""
+
+    def __init__(self, body):
+        self._body, self._owners = body, None
+
+    def _column(self):
+        if self._owners is None:
+            self._owners = _owners_and_counts(self._body.split(":"))[0::2]
+            self._body = None
+        return self._owners
+
+    def __getitem__(self, i):
+        return self._column()[i]
+
+    def __len__(self):
+        return len(self._column())
+
+    def __iter__(self):
+        return iter(self._column())
+
+
+def _owners_and_counts(fields):
+    """``[owner 1, count 1, owner 2, ...]`` from the ``:`` fields of lines of two colons
+    each (owner 1, start 1, "count 1\\nowner 2", start 2, ..., count N)."""
+    return "\n".join(fields[0::2]).split("\n")
 
 
 def _fast_fields(text):
@@ -695,16 +728,22 @@ def _fast_fields(text):
     accept exactly what _FAST_FILE accepts:
     - comment and blank lines are taken out (_FAST_FILE takes any comment, and only empty
       lines as blank); the rest, ``body``, must be lines of owner:start:count;
-    - body holds only printable ASCII but space (0x21-0x7e) and newlines;
-    - each of its lines has exactly two colons: with every newline made a field of its own
-      (``:\\n:``), the fields come in fours, newline every fourth. Splitting on both
-      alone is not enough: "a:1:2:3\\nb:4" splits into six aligned-looking fields;
+    - body holds only printable ASCII but space (0x21-0x7e) and newlines (no "!" in its
+      shape), no field of 256 characters or more, and each of its lines exactly two
+      colons: the shape without its "x"s reads "::\\n" a line (lines of four and two
+      fields, "a:1:2:3\\nb:4", split into six fields as well);
+    - so body split on ":" alone is owner 1, start 1, "count 1\\nowner 2", start 2, ...,
+      count N: the starts are every other field and hold no newline;
     - owners: 1-255 characters; a line starts with neither ":" (no owner) nor "+" or "-"
       ("#" lines are comments);
     - numbers: int() takes them, so they are digits, but for what else int() takes:
       a sign (no ":+" or ":-"), an underscore (none in the number columns) and blanks
       (not in body). No leading zero: every ":0" in body is a start "0" followed by ":".
-      With no leading zero, 10 digits at most is a value below 10**10."""
+      With no leading zero, 10 digits at most is a value below 10**10;
+    - one count c on every line (login.defs and the pool hand out one size): c, the first
+      line's, is plain decimal, and ":c\\n" ends every line but the last and ":c" the last
+      (":" then digits then the line's end: the line's second colon and its count).
+      Otherwise the counts are split off with the owners and each read."""
     if _needs_model(text):
         return None
     skipped = _skipped_lines(text)
@@ -720,32 +759,46 @@ def _fast_fields(text):
         body = body[:-1]  # every line of body ended in a newline: the last one's is not a separator
     if not body:
         return [], [], [], skipped, []
+    lines = body.count("\n") + 1
     # A one-character test ("+" in body) is a memchr: the pairs are looked for only then.
-    if not body.isascii() or body.encode("ascii").translate(None, _FAST_CHARS) or body[0] == ":" \
-            or "\n:" in body or any(sign in body and (body[0] == sign or "\n" + sign in body or ":" + sign in body)
-                                    for sign in "+-") \
+    shape = body.encode("ascii").translate(_FAST_SHAPE) if body.isascii() else b"!"
+    if b"!" in shape or _LONG_FIELD in shape or shape.translate(None, b"x") != b"::\n" * (lines - 1) + b"::" \
+            or body[0] == ":" or "\n:" in body \
+            or any(sign in body and (body[0] == sign or "\n" + sign in body or ":" + sign in body)
+                   for sign in "+-") \
             or ":0" in body and body.count(":0") != body.count(":0:"):
         return None
-    lines = body.count("\n") + 1
-    fields = body.replace("\n", ":\n:").split(":")
-    if len(fields) != 4 * lines - 1 or fields[3::4].count("\n") != lines - 1:
-        return None
-    owners, starts, counts = fields[0::4], fields[1::4], fields[2::4]
-    if max(map(len, owners)) > 255 or "_" in body and "_" in "".join(starts + counts):
+    fields = body.split(":")
+    starts = fields[1::2]
+    first_count = body[:body.find("\n")].split(":")[2] if lines > 1 else fields[2]
+    if _FAST_COUNT.match(first_count) and body.endswith(":" + first_count) \
+            and body.count(":%s\n" % first_count) == lines - 1:
+        del fields
+        owners = _Owners(body)
+        largest = int(first_count)
+        counts = [largest] * lines
+    else:
+        columns = _owners_and_counts(fields)
+        del fields
+        owners, counts = columns[0::2], columns[1::2]
+        del columns
+        if "_" in body and "_" in "".join(counts):
+            return None
+        try:
+            # Most files hold a few counts: read each once.
+            distinct = set(counts)
+            if len(distinct) * 4 <= len(counts):
+                number = {count: int(count) for count in distinct}
+                counts, largest = list(map(number.__getitem__, counts)), max(number.values())
+            else:
+                counts = list(map(int, counts))
+                largest = max(counts)
+        except ValueError:
+            return None
+    if "_" in body and "_" in "".join(starts):
         return None
     try:
         starts = list(map(int, starts))
-        # Most files hold one count (login.defs' SUB_UID_COUNT) or a few: read each once.
-        distinct = {counts[0]} if counts.count(counts[0]) == len(counts) else set(counts)
-        if len(distinct) == 1:
-            largest = int(counts[0])
-            counts = [largest] * len(counts)
-        elif len(distinct) * 4 <= len(counts):
-            number = {count: int(count) for count in distinct}
-            counts, largest = list(map(number.__getitem__, counts)), max(number.values())
-        else:
-            counts = list(map(int, counts))
-            largest = max(counts)
     except ValueError:
         return None
     ordered = sorted(starts)  # near linear on the mostly sorted files useradd and this module write

@@ -221,6 +221,49 @@ def test_the_bulk_fast_form_rejects_misaligned_fields():
     assert fast_form("a:1:2\n3:4:5")
 
 
+# Files of one count, the case _fast_fields confirms with one count of ":c\n" and reads
+# without splitting the owners off: the count taken from the first line, the lines around
+# an odd one, the last line with and without its newline.
+one_count_owner = st.sampled_from(["a", "bob", "x" * 255, "x" * 256, "", "#a", "+a", "-a", "a_b", "\u00e9", "a\r",
+                                   "a\x00", "a:1", "7", "4096"])
+one_count_start = st.sampled_from(["0", "00", "01", "1", "4096", "9999999999", "10000000000", "", "+1", "1_0", " 1",
+                                   "1:2", "\u0661"])
+one_count_line = st.builds(lambda owner, start, count: "%s:%s:%s" % (owner, start, count),
+                           one_count_owner, one_count_start,
+                           st.sampled_from(["4096", "4096", "4096", "04096", "409", "40960", "4096:", "4096 ", "",
+                                            "+4096", "4_096", "0", "1", "10000000000"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(["4096", "1", "9999999999", "10000000000", "04096", "", "0", "4_096", "+1", "4096\r"]),
+       st.lists(st.tuples(st.sampled_from(["a", "bob", "7", "x" * 255]), st.integers(0, 10 ** 10).map(str)),
+                min_size=1, max_size=6),
+       st.lists(st.tuples(st.integers(0, 6), st.one_of(one_count_line, st.sampled_from(BULK_EDGES))), max_size=2),
+       st.booleans())
+@example("4096", [("a", "1"), ("b", "2")], [(1, "c:3:4096:")], False)
+@example("4096", [("a", "1"), ("b", "2")], [(2, "c:3:409")], False)
+@example("4096", [("a", "1")], [(0, "b:2:4096\nc:3:40960")], True)
+@example("1", [("a", "1"), ("b", "2")], [(1, "x" * 256 + ":3:1")], True)
+def test_files_of_one_count_read_as_the_exact_reader_reads_them(count, lines, odd, final_newline):
+    rows = ["%s:%s:%s" % (owner, start, count) for owner, start in lines]
+    for at, row in odd:
+        rows.insert(at, row)
+    text = "\n".join(rows) + ("\n" if final_newline else "")
+    assert fast_form(text) == fast_form_by_regex(text), text
+    fast = fast_entries(text)
+    if fast is not None:
+        assert fast == exact_entries(text), text
+
+
+def test_a_file_of_one_count_reads_its_owners_only_when_asked():
+    text = "# c\nalice:1:4096\n\nbob:5000:4096\n" + "x" * 255 + ":9000:4096"
+    owners, starts, counts, line_of = fast_columns(text)
+    assert (starts, counts) == ([1, 5000, 9000], [4096] * 3)
+    assert isinstance(owners, subid_file._Owners) and owners._owners is None
+    assert (owners[2], len(owners), list(owners)) == ("x" * 255, 3, ["alice", "bob", "x" * 255])
+    assert [line_of(i) for i in range(3)] == [2, 4, 5]
+
+
 name = st.sampled_from(OWNERS + ["carol", "#c", "+x", " alice"])
 number = st.one_of(st.integers(0, 5000000).map(str),
                    st.sampled_from(["0", "00", "-0", "+5", "0x10", "010", "", "18446744073709551616", "4294967295"]))
