@@ -370,6 +370,7 @@ class Edit:
         self.path, self.old, self.new = path, old, new
         self.listed, self.removed, self.alias, self.remove = listed, removed, alias, remove
         self._others = None
+        self.spans = None  # _alias_lines of ``old``, when the edit was spliced (see edit_text)
         self._reading = {}  # the bulk reading of ``old`` (see columns), shared by share_reading
 
     @property
@@ -436,7 +437,7 @@ def _aliases(wanted, aliases_of):
     return alias
 
 
-def edit_text(path, text, wanted, aliases_of, remove=False):
+def edit_text(path, text, wanted, aliases_of, remove=False, previous=None):
     """Edit: the owners in ``wanted`` get exactly those ranges (with ``remove``, no lines).
 
     ``aliases_of(name)`` returns every owner field meaning that account (its name, its
@@ -457,18 +458,29 @@ def edit_text(path, text, wanted, aliases_of, remove=False):
     the lines that start with ``<alias>:`` can be a listed owner's: one regex search finds
     them and each is read by the exact reader (parse_line); the rest of the text is copied
     in slices, unread (see _edit_spliced). Otherwise every line is read (_edit_records).
+    ``previous``, the Edit of the other file: when it was spliced from the same text with
+    the same owner fields, its lines are those lines, and the search is not run again.
     """
     alias = _aliases(wanted, aliases_of)
+    spans = None
     if _needs_model(text):
         records, unreadable = shadow_records(text)
         if unreadable is not None:
             raise _refused(path, [_unreadable_message(path, unreadable)])
         new, listed, removed = _edit_records(text, records, wanted, alias, remove)
     else:
-        new, listed, removed = _edit_spliced(text, wanted, alias, remove)
+        # A subgid file kept in step with the subuid file: the same text, the same owners.
+        if previous is not None and previous.spans is not None and previous.alias.keys() == alias.keys() \
+                and previous.old == text:
+            spans = previous.spans
+        else:
+            spans = _alias_lines(text, alias)
+        new, listed, removed = _edit_spliced(text, wanted, alias, remove, spans)
     if _needs_model(text) or _needs_model(new):
         _check_shadow_view(path, text, new, alias, {} if remove else wanted)
-    return Edit(path, text, new, listed, removed, alias, remove)
+    edit = Edit(path, text, new, listed, removed, alias, remove)
+    edit.spans = spans
+    return edit
 
 
 def _edit_records(text, records, wanted, alias, remove):
@@ -544,14 +556,15 @@ def _alias_lines(text, alias):
     return spans
 
 
-def _edit_spliced(text, wanted, alias, remove):
+def _edit_spliced(text, wanted, alias, remove, spans=None):
     """``(new text, listed, removed)`` as _edit_records makes them, for a text whose
     physical lines are shadow's lines: only the lines starting with a listed owner's
-    field are read (by parse_line), everything between them is copied as it is."""
+    field are read (by parse_line), everything between them is copied as it is.
+    ``spans``: _alias_lines(text, alias), when known."""
     placed = set()
     pieces, listed, removed = [], [], []
     prev, delta, ends_listed = 0, 0, False  # delta: lines added minus lines dropped so far
-    for start, end, number in _alias_lines(text, alias):
+    for start, end, number in _alias_lines(text, alias) if spans is None else spans:
         raw = text[start:end]
         entry = parse_line(raw[:-1] if raw.endswith("\n") else raw, number)
         if entry is None:  # no range: not the owner's line, kept with what follows

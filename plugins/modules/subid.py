@@ -355,14 +355,15 @@ def read_text(path):
 def plan(module, kind, path, items, cache=None, previous=None):
     """The Edit of one file; raises SubidError on any refusal. Reads the file: call it
     with the locks held when the result will be written. ``cache``: see account();
-    ``previous``: the Edit of the other file, whose reading is reused when the texts match."""
+    ``previous``: the Edit of the other file, whose search and reading are reused when the texts match."""
     params = module.params
     remove = params["state"] == "absent"
     if remove:
         wanted = owners_to_remove(items, kind, path)
     else:
         wanted = desired_entries(items, params["floor"], kind, path)
-    edit = edit_text(path, read_text(path), wanted, lambda owner: aliases_of(owner, cache), remove=remove)
+    edit = edit_text(path, read_text(path), wanted, lambda owner: aliases_of(owner, cache), remove=remove,
+                     previous=previous)
     if not remove and edit.new != edit.old:
         database, word = KINDS[kind]
         ids, names, own = [], {}, {}

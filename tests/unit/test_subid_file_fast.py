@@ -389,3 +389,23 @@ def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alik
         with pytest.raises(SubidError, match=r"alice:150000:10 \(new line 3\) overlaps %s line 1 \(bob:100000:65536\)"
                            % edit.path):
             check_edit(edit, [], "GID")
+
+
+def test_an_edit_of_the_same_text_takes_the_other_files_lines_and_edits_alike():
+    text = "# c\nalice:1:5\nbob:10:5\n2001:20:5\nzed:30:5"
+    items = [{"name": "alice", "start": 100000, "count": 10}, {"name": "carol", "start": 200000, "count": 10}]
+    wanted = desired_entries(items, 1000, "subuid")
+    first = edit_text("/etc/subuid", text, wanted, aliases_of)
+    assert first.spans == subid_file._alias_lines(text, first.alias) and len(first.spans) == 2
+    alone = edit_text("/etc/subgid", text, wanted, aliases_of)
+    second = edit_text("/etc/subgid", "".join(text), wanted, aliases_of, previous=first)
+    assert second.spans is first.spans
+    assert (second.new, second.listed, second.removed) == (alone.new, alone.listed, alone.removed)
+    # Another text, or other owners: searched again.
+    other = edit_text("/etc/subgid", text + "\nalice:40:5\n", wanted, aliases_of, previous=first)
+    assert other.spans is not first.spans and len(other.spans) == 3 and "alice:40:5" in other.removed
+    bob = desired_entries([{"name": "bob", "start": 300000, "count": 10}], 1000, "subuid")
+    assert edit_text("/etc/subgid", text, bob, aliases_of, previous=first).removed == ["bob:10:5"]
+    # A text shadow reads with its own model has no spans to share.
+    nul = edit_text("/etc/subuid", "zed:1:2\x00\nalice:1:5\n", wanted, aliases_of)
+    assert nul.spans is None
