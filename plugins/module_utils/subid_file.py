@@ -1210,16 +1210,28 @@ def _digest(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
+def _digests(*contents):
+    """The SHA-256 of each of ``contents`` (None for None), each distinct content hashed
+    once: the two files' old (and new) contents are often the same."""
+    done = []
+    for data in contents:
+        if data is not None and not any(data is known or data == known for known, digest in done):
+            done.append((data, hashlib.sha256(data).hexdigest()))
+    return [None if data is None else next(digest for known, digest in done if data is known or data == known)
+            for data in contents]
+
+
 def journal_bytes(first, second):
     """The journal for replacing ``first`` then ``second``, each ``(path, old bytes or None
     for no file, new bytes)``: the old content of the first (to roll it back) and digests."""
     # The old content goes in as base64 after json.dumps: base64 needs no JSON escaping,
     # and json.dumps escapes a string character by character (seconds for 25 MiB).
+    first_old, first_new, second_old, second_new = _digests(first[1], first[2], second[1], second[2])
     text = json.dumps({
         "format": _JOURNAL_FORMAT,
         "first": {"path": first[0], "old": None if first[1] is None else _JOURNAL_OLD,
-                  "old_sha256": _digest(first[1]), "new_sha256": _digest(first[2])},
-        "second": {"path": second[0], "old_sha256": _digest(second[1]), "new_sha256": _digest(second[2])},
+                  "old_sha256": first_old, "new_sha256": first_new},
+        "second": {"path": second[0], "old_sha256": second_old, "new_sha256": second_new},
     }, sort_keys=True).encode()
     if first[1] is not None:
         head, tail = text.split(json.dumps(_JOURNAL_OLD).encode(), 1)

@@ -424,8 +424,16 @@ def install(module, edits, locks, journal):
     durably first and removed after the second rename: a run killed between the renames
     leaves it, and the next run rolls the first file back (see recover). A failure after
     the first rename rolls it back before failing."""
-    data = [(edit, edit.old.encode("utf-8", "surrogateescape") if os.path.lexists(edit.path) else None,
-             edit.new.encode("utf-8", "surrogateescape")) for edit in edits]
+    encoded = []  # (text, bytes): a subgid file kept in step with the subuid file is encoded once
+
+    def encode(text):
+        for known, data in encoded:
+            if known == text:
+                return data
+        encoded.append((text, text.encode("utf-8", "surrogateescape")))
+        return encoded[-1][1]
+
+    data = [(edit, encode(edit.old) if os.path.lexists(edit.path) else None, encode(edit.new)) for edit in edits]
     temps = []
     try:
         for edit, old, new in data:

@@ -354,7 +354,8 @@ def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted
 
 @pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
 @pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old content\\u0000"/subuid', "/t/\u00e9"])
-def test_journal_bytes_are_the_json_of_the_journal(old, path):
+@pytest.mark.parametrize("second", ["other", "equal copies", "swapped copies"])
+def test_journal_bytes_are_the_json_of_the_journal(old, path, second):
     # journal_bytes splices the base64 of the old content into the JSON instead of letting
     # json.dumps escape it; the bytes must be what json.dumps makes of the whole journal.
     import base64
@@ -365,12 +366,18 @@ def test_journal_bytes_are_the_json_of_the_journal(old, path):
         return None if data is None else hashlib.sha256(data).hexdigest()
 
     new = b"bob:1:2\n"
-    data = subid_file.journal_bytes((path, old, new), ("/etc/subgid", b"x", b"y"))
+
+    def copy(data):  # equal content, another object: each distinct content is hashed once
+        return None if data is None else bytes(bytearray(data))
+
+    x, y = {"other": (b"x", b"y"), "equal copies": (copy(old), copy(new)),
+            "swapped copies": (copy(new), copy(old))}[second]
+    data = subid_file.journal_bytes((path, old, new), ("/etc/subgid", x, y))
     assert data == (json.dumps({
         "format": "fleetid.subid journal 1",
         "first": {"path": path, "old": None if old is None else base64.b64encode(old).decode(),
                   "old_sha256": digest(old), "new_sha256": digest(new)},
-        "second": {"path": "/etc/subgid", "old_sha256": digest(b"x"), "new_sha256": digest(b"y")},
+        "second": {"path": "/etc/subgid", "old_sha256": digest(x), "new_sha256": digest(y)},
     }, sort_keys=True) + "\n").encode()
     assert subid_file.read_journal(data)["first"]["old"] == old
 
