@@ -283,18 +283,30 @@ def test_random_files(lines, final_newline):
     check_all_readers_agree(text)
 
 
+def canonical_file(lines):
+    """A subuid text of ``(owner, start, count)`` lines, which must be in fast_form."""
+    text = "".join("%s:%d:%d\n" % line for line in lines)
+    assert fast_form(text)
+    return text
+
+
+def wanted_ranges(wanted):
+    """desired_entries of ``(owner, start, count)`` triples; None when it refuses them."""
+    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
+    try:
+        return desired_entries(items, 1000, "subuid")
+    except SubidError:
+        return None
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(OWNERS), st.integers(0, 6000000), st.integers(1, 70000)), max_size=30),
        st.lists(st.tuples(st.sampled_from(["alice", "bob", "carol"]), st.integers(1000, 6000000),
                           st.integers(1, 70000)), min_size=1, max_size=3))
 def test_random_canonical_files_give_the_same_refusals(lines, wanted):
     # Files in fast_form, where check_edit reads columns: the same overlaps, in the same order.
-    text = "".join("%s:%d:%d\n" % line for line in lines)
-    assert fast_form(text)
-    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
-    try:
-        want = desired_entries(items, 1000, "subuid")
-    except SubidError:
+    text, want = canonical_file(lines), wanted_ranges(wanted)
+    if want is None:
         return
     outcomes = []
     for force_exact in (False, True):
@@ -336,12 +348,8 @@ def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted
     # ``same_count`` every line has the first line's count (ends are then shifted starts).
     if same_count and lines:
         lines = [(owner, start, lines[0][2]) for owner, start, count in lines]
-    text = "".join("%s:%d:%d\n" % line for line in lines)
-    assert fast_form(text)
-    items = [{"name": owner, "start": start, "count": count} for owner, start, count in wanted]
-    try:
-        want = desired_entries(items, 1000, "subuid")
-    except SubidError:
+    text, want = canonical_file(lines), wanted_ranges(wanted)
+    if want is None:
         return
     edit = edit_text("/etc/subuid", text, want, aliases_of)
     listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
