@@ -232,12 +232,7 @@ class FileStore:
                                     "while it held it)" % (path, self.lock_path))))
                         time.sleep(delay)
                         delay = min(delay * 2, 0.1)
-                    try:
-                        now = os.lstat(path)
-                    except FileNotFoundError:
-                        now = None
-                    st = os.fstat(fd)
-                    if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                    if _names(path, fd):
                         return fd
                 except BaseException:
                     os.close(fd)
@@ -284,15 +279,9 @@ class FileStore:
                                   "held the lock (the lock file %s was removed meanwhile); run again"
                                   % (self.path, self.lock_path))
             return
-        if self._ledger_fd is not None:
-            st = os.fstat(self._ledger_fd)
-            try:
-                now = os.lstat(self.path)
-            except FileNotFoundError:
-                now = None
-            if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-                raise LedgerError("ledger %s refused, nothing was written: it was removed or replaced while this "
-                                  "run held its lock; run again" % self.path)
+        if self._ledger_fd is not None and not _names(self.path, self._ledger_fd):
+            raise LedgerError("ledger %s refused, nothing was written: it was removed or replaced while this "
+                              "run held its lock; run again" % self.path)
         replace_file(self.path, data, 0o644)
 
     # The store interface of plugin_utils.ledger_service.
@@ -346,6 +335,16 @@ class FileStore:
 
     def close(self):
         pass
+
+
+def _names(path, fd):
+    """Whether ``path`` (not followed) is still the file open as ``fd``."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    st = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 def _same_bytes(handle, data, chunk=1 << 20):
