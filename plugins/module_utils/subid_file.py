@@ -1195,9 +1195,15 @@ def sort_findings(found):
 # The journal of a write of both files (see the subid module): written durably before the
 # first file is replaced, removed after the second. Found by the next run, it tells a file
 # replaced alone (a kill between the two renames) from files that are both old or both new.
+# Each file's old content is kept by a hard link (old_copy_path) made before the journal:
+# "still old" is then a comparison with the kept file, where a digest of each old content
+# and a copy of the first one in the journal cost a hash, a base64 and a write of 25 MiB.
 JOURNAL_SUFFIX = ".fleetid-journal"
-_JOURNAL_FORMAT = "fleetid.subid journal 1"
-_JOURNAL_OLD = "\0old content\0"  # a placeholder no path or digest can hold
+OLD_COPY_SUFFIX = ".fleetid-old"
+_JOURNAL_FORMAT = "fleetid.subid journal 2"
+# Format 1 held the old content of the first file (base64) and a digest of each old
+# content; a journal left by a run of an earlier version is still read and rolled back.
+_JOURNAL_FORMAT_1 = "fleetid.subid journal 1"
 
 
 def journal_path(first_path):
@@ -1206,59 +1212,83 @@ def journal_path(first_path):
     return os.path.join(folder, "." + name + JOURNAL_SUFFIX)
 
 
+def old_copy_path(path):
+    """``.<name>.fleetid-old`` beside ``path``: a hard link to its old content while a
+    journal says the files may need rolling back."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, "." + name + OLD_COPY_SUFFIX)
+
+
 def _digest(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _digests(*contents):
-    """The SHA-256 of each of ``contents`` (None for None), each distinct content hashed
-    once: the two files' old (and new) contents are often the same."""
-    done = []
-    for data in contents:
-        if data is not None and not any(data is known or data == known for known, digest in done):
-            done.append((data, hashlib.sha256(data).hexdigest()))
-    return [None if data is None else next(digest for known, digest in done if data is known or data == known)
-            for data in contents]
-
-
 def journal_bytes(first, second):
-    """The journal for replacing ``first`` then ``second``, each ``(path, old bytes or None
-    for no file, new bytes)``: the old content of the first (to roll it back) and digests."""
-    # The old content goes in as base64 after json.dumps: base64 needs no JSON escaping,
-    # and json.dumps escapes a string character by character (seconds for 25 MiB).
-    first_old, first_new, second_old, second_new = _digests(first[1], first[2], second[1], second[2])
-    text = json.dumps({
+    """The journal for replacing ``first`` then ``second``, each ``(path, whether the file
+    exists, new bytes)``: the digest of each new content (hashed once when both are the
+    same) and whether the old file is kept in old_copy_path (there was one)."""
+    first_new = _digest(first[2])
+    second_new = first_new if second[2] == first[2] else _digest(second[2])
+    return (json.dumps({
         "format": _JOURNAL_FORMAT,
-        "first": {"path": first[0], "old": None if first[1] is None else _JOURNAL_OLD,
-                  "old_sha256": first_old, "new_sha256": first_new},
-        "second": {"path": second[0], "old_sha256": second_old, "new_sha256": second_new},
-    }, sort_keys=True).encode()
-    if first[1] is not None:
-        head, tail = text.split(json.dumps(_JOURNAL_OLD).encode(), 1)
-        text = b"".join((head, b'"', base64.b64encode(first[1]), b'"', tail))
-    return text + b"\n"
+        "first": {"path": first[0], "old_kept": first[1], "new_sha256": first_new},
+        "second": {"path": second[0], "old_kept": second[1], "new_sha256": second_new},
+    }, sort_keys=True) + "\n").encode()
 
 
 def read_journal(data):
     """The journal in ``data``, or None when it is incomplete (the run was killed while
-    writing it, before either file was replaced)."""
+    writing it, before either file was replaced) or of an unknown format."""
     try:
         journal = json.loads(data.decode("utf-8"))
-        if journal.get("format") != _JOURNAL_FORMAT:
+        first, second = journal["first"], journal["second"]
+        if journal.get("format") == _JOURNAL_FORMAT:
+            if not all(isinstance(part["old_kept"], bool) and isinstance(part["path"], str)
+                       for part in (first, second)):
+                return None
+        elif journal.get("format") == _JOURNAL_FORMAT_1:
+            old = first["old"]
+            first["old"] = None if old is None else base64.b64decode(old.encode(), validate=True)
+        else:
             return None
-        old = journal["first"]["old"]
-        journal["first"]["old"] = None if old is None else base64.b64decode(old.encode(), validate=True)
         return journal
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def journal_state(journal, first_now, second_now):
+def _kept(part, read):
+    """The old content of one file of a journal: its bytes, None for no file, or False
+    when it is kept no more (``read(path)``: the file's bytes or None)."""
+    if "old_kept" not in part:  # format 1: only the first file's content
+        return part.get("old", False)
+    if not part["old_kept"]:
+        return None
+    data = read(old_copy_path(part["path"]))
+    return False if data is None else data
+
+
+def _is_old(part, now, read):
+    if "old_sha256" in part:  # format 1
+        return _digest(now) == part["old_sha256"]
+    return _kept(part, read) == now
+
+
+def old_content(journal, read):
+    """The first file's old bytes a journal rolls back to, or None for no file; raises
+    SubidError when its kept copy is gone."""
+    old = _kept(journal["first"], read)
+    if old is False:
+        raise SubidError("%s, the old content of %s that an interrupted run kept to roll it back, is missing" % (
+            old_copy_path(journal["first"]["path"]), journal["first"]["path"]))
+    return old
+
+
+def journal_state(journal, first_now, second_now, read):
     """``before`` (neither file replaced), ``split`` (only the first), ``after`` (both),
-    or ``changed`` (another program wrote a file since) from the files' bytes now."""
-    first = (_digest(first_now) == journal["first"]["old_sha256"], _digest(first_now) == journal["first"]["new_sha256"])
-    second = (_digest(second_now) == journal["second"]["old_sha256"],
-              _digest(second_now) == journal["second"]["new_sha256"])
+    or ``changed`` (another program wrote a file since) from the files' bytes now and
+    their kept old contents (``read``: see _kept)."""
+    first = (_is_old(journal["first"], first_now, read), _digest(first_now) == journal["first"]["new_sha256"])
+    second = (_is_old(journal["second"], second_now, read), _digest(second_now) == journal["second"]["new_sha256"])
     if first[0] and second[0]:
         return "before"
     if first[1] and second[0]:

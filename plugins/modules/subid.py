@@ -68,8 +68,9 @@ description:
     by a killed run is removed by the next run.
   - When both files change, both temporary files are written first. A journal
     C(.<subuid name>.fleetid-journal) beside the subuid file is then written to disk. It holds
-    the old subuid content and digests of the old and new content of both files. The subuid
-    file is renamed, then the subgid file, and then the journal is removed. If renaming the
+    digests of the new content of both files, and hard links C(.<name>.fleetid-old) keep both
+    old files. The subuid file is renamed, then the subgid file, and then the journal and the
+    links are removed. If renaming the
     subgid file fails, the subuid file is rolled back before the module fails. If the run is
     killed between the two renames, the next run finds the journal. When the subuid file is
     new and the subgid file is old, the next run rolls the subuid file back, reports this in
@@ -284,6 +285,8 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
     journal_path,
     journal_state,
     line_changes,
+    old_content,
+    old_copy_path,
     owners_to_remove,
     read_journal,
 )
@@ -420,10 +423,11 @@ def restore(module, path, old):
 
 def install(module, edits, locks, journal):
     """Replace each file with its edit. Both temp files are written before either rename,
-    so the two renames follow each other closely. With two files, ``journal`` is written
-    durably first and removed after the second rename: a run killed between the renames
-    leaves it, and the next run rolls the first file back (see recover). A failure after
-    the first rename rolls it back before failing."""
+    so the two renames follow each other closely. With two files, hard links keep both old
+    files (old_copy_path) and ``journal`` is written durably; they are removed after the
+    second rename: a run killed between the renames leaves them, and the next run rolls
+    the first file back (see recover). A failure after the first rename rolls it back
+    before failing."""
     encoded = []  # (text, bytes): a subgid file kept in step with the subuid file is encoded once
 
     def encode(text):
@@ -433,14 +437,25 @@ def install(module, edits, locks, journal):
         encoded.append((text, text.encode("utf-8", "surrogateescape")))
         return encoded[-1][1]
 
-    data = [(edit, encode(edit.old) if os.path.lexists(edit.path) else None, encode(edit.new)) for edit in edits]
+    # (edit, whether the file exists, new bytes): the old bytes are needed only to roll back.
+    data = [(edit, os.path.lexists(edit.path), encode(edit.new)) for edit in edits]
     temps = []
+    kept = [old_copy_path(edit.path) for edit, existed, new in data] if len(data) == 2 else []
     try:
-        for edit, old, new in data:
+        for edit, existed, new in data:
             temps.append(write_temp(edit.path, new))
         if len(data) == 2:
-            write_journal(journal, journal_bytes((data[0][0].path,) + data[0][1:], (data[1][0].path,) + data[1][1:]))
-        for i, ((edit, old, new), tmp) in enumerate(zip(data, temps)):
+            for (edit, existed, new), link in zip(data, kept):
+                if existed:
+                    # The file read under the locks (a regular file), linked, not copied;
+                    # the link is flushed to disk with the journal, which lives beside it.
+                    try:
+                        os.link(edit.path, link, follow_symlinks=False)
+                    except OSError as exc:
+                        raise SubidError("%s could not be kept as %s to roll it back if this run were interrupted "
+                                         "(%s): neither file changed" % (edit.path, link, exc.strerror or exc))
+            write_journal(journal, journal_bytes(*[(edit.path, existed, new) for edit, existed, new in data]))
+        for i, ((edit, existed, new), tmp) in enumerate(zip(data, temps)):
             locks.verify()
             try:
                 swap_in(module, tmp, edit.path)
@@ -449,18 +464,21 @@ def install(module, edits, locks, journal):
                     raise
                 first = data[0]
                 try:
-                    restore(module, first[0].path, first[1])
-                    remove_journal(journal)
+                    restore(module, first[0].path, encode(first[0].old) if first[1] else None)
+                    remove_journal(journal, kept)
                 except Exception as again:
                     raise SubidError("%s could not be replaced (%s), and rolling %s back failed too (%s): the next "
                                      "run of this module rolls it back" % (edit.path, exc, first[0].path, again))
                 raise SubidError("%s could not be replaced (%s): %s was rolled back to its previous content, so "
                                  "neither file changed" % (edit.path, exc, first[0].path))
         if len(data) == 2:
-            remove_journal(journal)
+            remove_journal(journal, kept)
     finally:
         for tmp in temps:
             _unlink(tmp)
+        if not os.path.lexists(journal):  # a journal left for the next run needs the kept files
+            for link in kept:
+                _unlink(link)
 
 
 def write_journal(path, data):
@@ -473,8 +491,11 @@ def write_journal(path, data):
     fsync_dir(path)
 
 
-def remove_journal(path):
+def remove_journal(path, kept):
+    """Remove the journal ``path``, then the ``kept`` old files it needed."""
     os.unlink(path)
+    for link in kept:
+        _unlink(link)
     fsync_dir(path)
 
 
@@ -482,16 +503,20 @@ def recover(module, journal, first, second, locked):
     """Finish what an interrupted run left (called with the locks held): its temp files
     go, and with its journal, a subuid file replaced without the subgid file is rolled back.
     Returns what was repaired, for the result. In check mode, says what a run would do."""
+    kept = [old_copy_path(first), old_copy_path(second)]
     if not module.check_mode:
         for path in locked:
             _unlink(temp_path(path))
     data = read_regular(journal)
     if data is None:
+        if not module.check_mode:
+            for link in kept:  # killed after linking, before the journal: before either rename
+                _unlink(link)
         return []
     entry = read_journal(data)
     if entry is None:  # killed while writing it: before either rename
         if not module.check_mode:
-            remove_journal(journal)
+            remove_journal(journal, kept)
         return []
     if (entry["first"]["path"], entry["second"]["path"]) != (first, second):
         raise SubidError("%s is the journal of an interrupted run on %s and %s, not on these files: run this "
@@ -501,18 +526,23 @@ def recover(module, journal, first, second, locked):
         locked = [first, second]
     elif not {first, second} <= set(locked):
         raise SubidError("%s appeared while this run waited for the locks: run it again" % journal)
-    state = journal_state(entry, read_regular(first), read_regular(second))
+    state = journal_state(entry, read_regular(first), read_regular(second), read_regular)
     repaired = []
     if state == "split":
         repaired.append("%s %s rolled back to its content before an interrupted run, which had replaced it but "
                         "not %s" % (first, "would be" if module.check_mode else "was", second))
+        try:
+            old = old_content(entry, read_regular)
+        except SubidError as exc:
+            raise SubidError("%s, so it cannot be rolled back to agree with %s: check both files, then remove %s"
+                             % (exc, second, journal))
         if not module.check_mode:
-            restore(module, first, entry["first"]["old"])
+            restore(module, first, old)
     elif state == "changed":
         module.warn("%s: an interrupted run left this journal, but %s or %s changed since; they are left as "
                     "they are, check them" % (journal, first, second))
     if not module.check_mode:
-        remove_journal(journal)
+        remove_journal(journal, kept)
     for message in repaired:
         module.warn(message)
     return repaired

@@ -114,27 +114,49 @@ def set_immutable(path, on):
         os.close(fd)
 
 
-@pytest.mark.needs_root
-def test_a_failure_replacing_subgid_rolls_subuid_back(run_module, files, root):
+def test_a_failure_replacing_subgid_rolls_subuid_back(files, monkeypatch):
+    # The rename of the subgid file fails after the subuid file was replaced. (A real
+    # cause, an immutable subgid file, is refused earlier: it cannot be linked.)
     before = snapshot(files)
-    set_immutable(files["subgid"], True)
+    real = subid.swap_in
+
+    def swap_in(module, tmp, path):
+        if path == str(files["subgid"]):
+            raise PermissionError(1, "Operation not permitted", tmp, None, path)
+        real(module, tmp, path)
+
+    monkeypatch.setattr(subid, "swap_in", swap_in)
+    with pytest.raises(subid.SubidError) as refused:
+        subid.apply(build(files, ALICE))
+    assert str(refused.value) == (
+        "%s could not be replaced ([Errno 1] Operation not permitted: '%s/.subgid.fleetid-new' -> '%s'): %s was "
+        "rolled back to its previous content, so neither file changed" % (
+            files["subgid"], files["subgid"].parent, files["subgid"], files["subuid"]))
+    assert snapshot(files) == before
+    assert leftovers(files) == []  # no journal, no kept file, no temp file, no lock
+
+
+@pytest.mark.needs_root
+def test_an_old_file_that_cannot_be_kept_stops_the_write_before_either_file_changes(run_module, files, root):
+    before = snapshot(files)
+    set_immutable(files["subgid"], True)  # an immutable file cannot be linked
     try:
         res = run_module("fleetid.subid.subid", args(files, ALICE))
     finally:
         set_immutable(files["subgid"], False)
     assert res["failed"]
-    assert res["msg"] == ("%s could not be replaced ([Errno 1] Operation not permitted: '%s/.subgid.fleetid-new' -> "
-                          "'%s'): %s was rolled back to its previous content, so neither file changed" % (
-                              files["subgid"], files["subgid"].parent, files["subgid"], files["subuid"]))
+    assert res["msg"] == ("%s could not be kept as %s/.subgid.fleetid-old to roll it back if this run were "
+                          "interrupted (Operation not permitted): neither file changed" % (
+                              files["subgid"], files["subgid"].parent))
     assert snapshot(files) == before
-    assert leftovers(files) == []  # no journal, no temp file, no lock
+    assert leftovers(files) == []
 
 
-def test_a_kill_between_the_two_renames_is_reported_and_rolled_back_by_the_next_run(run_module, files):
-    before = snapshot(files)
+def killed_between_the_renames(files):
+    """A run killed right after it replaced the subuid file: the subgid file is old."""
     module = build(files, ALICE)
 
-    def killed_after_the_first_rename():
+    def work():
         real = subid.swap_in
 
         def swap_in(module, tmp, path):
@@ -145,9 +167,18 @@ def test_a_kill_between_the_two_renames_is_reported_and_rolled_back_by_the_next_
         subid.swap_in = swap_in
         subid.apply(module)
 
-    dummy, status = os.waitpid(fork(killed_after_the_first_rename), 0)
+    dummy, status = os.waitpid(fork(work), 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_kill_between_the_two_renames_is_reported_and_rolled_back_by_the_next_run(run_module, files):
+    before = snapshot(files)
+    killed_between_the_renames(files)
     assert "alice" in files["subuid"].read_text() and files["subgid"].read_bytes() == before["subgid"]
+    # The journal, and a hard link that keeps the old subuid file to roll back to.
+    assert {".subuid.fleetid-journal", ".subuid.fleetid-old", ".subgid.fleetid-old"} <= set(leftovers(files))
+    assert (files["subuid"].parent / ".subuid.fleetid-old").read_bytes() == before["subuid"]
+    assert os.path.samefile(files["subgid"].parent / ".subgid.fleetid-old", files["subgid"])  # not replaced yet
 
     info = run_module("fleetid.subid.subid_info", {"subuid_path": str(files["subuid"]),
                                                    "subgid_path": str(files["subgid"])})
@@ -164,6 +195,21 @@ def test_a_kill_between_the_two_renames_is_reported_and_rolled_back_by_the_next_
     assert leftovers(files) == []
     again = run_module("fleetid.subid.subid", args(files, [{"name": "bob", "start": 500000, "count": 10}]))
     assert again["changed"] is False and again["repaired"] == []
+
+
+def test_a_lost_copy_of_the_old_subuid_file_stops_the_rollback_and_says_what_to_check(run_module, files):
+    killed_between_the_renames(files)
+    kept = files["subuid"].parent / ".subuid.fleetid-old"
+    kept.unlink()
+    split = snapshot(files)
+    res = run_module("fleetid.subid.subid", args(files, [{"name": "bob", "start": 500000, "count": 10}]))
+    journal = files["subuid"].parent / ".subuid.fleetid-journal"
+    assert res["failed"]
+    assert res["msg"] == ("%s, the old content of %s that an interrupted run kept to roll it back, is missing, so it "
+                          "cannot be rolled back to agree with %s: check both files, then remove %s" % (
+                              kept, files["subuid"], files["subgid"], journal))
+    assert snapshot(files) == split  # nothing written
+    assert journal.exists()
 
 
 def test_kill_9_at_random_points_leaves_old_or_new_and_the_next_run_repairs(files):

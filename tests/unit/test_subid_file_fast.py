@@ -360,34 +360,76 @@ def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted
     assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
 
 
-@pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
-@pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old content\\u0000"/subuid', "/t/\u00e9"])
-@pytest.mark.parametrize("second", ["other", "equal copies", "swapped copies"])
-def test_journal_bytes_are_the_json_of_the_journal(old, path, second):
-    # journal_bytes splices the base64 of the old content into the JSON instead of letting
-    # json.dumps escape it; the bytes must be what json.dumps makes of the whole journal.
-    import base64
+def _sha256(data):
     import hashlib
-    import json
 
-    def digest(data):
-        return None if data is None else hashlib.sha256(data).hexdigest()
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
+@pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old\\u0000"/subuid', "/t/\u00e9"])
+@pytest.mark.parametrize("second", ["other", "equal copies", "swapped copies", "no file"])
+def test_the_journal_holds_the_new_digests_and_which_old_files_are_kept(old, path, second):
+    import json
 
     new = b"bob:1:2\n"
 
-    def copy(data):  # equal content, another object: each distinct content is hashed once
+    def copy(data):  # equal content, another object
         return None if data is None else bytes(bytearray(data))
 
     x, y = {"other": (b"x", b"y"), "equal copies": (copy(old), copy(new)),
-            "swapped copies": (copy(new), copy(old))}[second]
-    data = subid_file.journal_bytes((path, old, new), ("/etc/subgid", x, y))
-    assert data == (json.dumps({
+            "swapped copies": (copy(new), copy(old)), "no file": (None, b"y")}[second]
+    data = subid_file.journal_bytes((path, old is not None, new), ("/etc/subgid", x is not None, y))
+    assert json.loads(data) == {
+        "format": "fleetid.subid journal 2",
+        "first": {"path": path, "old_kept": old is not None, "new_sha256": _sha256(new)},
+        "second": {"path": "/etc/subgid", "old_kept": x is not None, "new_sha256": _sha256(y)},
+    }
+    entry = subid_file.read_journal(data)
+    kept = {subid_file.old_copy_path(path): old, subid_file.old_copy_path("/etc/subgid"): x}
+    kept = {name: content for name, content in kept.items() if content is not None}
+    assert subid_file.journal_state(entry, old, x, kept.get) == "before"
+    assert subid_file.journal_state(entry, new, x, kept.get) == ("before" if old == new else "split")
+    assert subid_file.journal_state(entry, new, y, kept.get) == (
+        "before" if (old, x) == (new, y) else "split" if x == y else "after")
+    assert subid_file.journal_state(entry, new + b"#", x, kept.get) == "changed"
+    assert subid_file.journal_state(entry, new, b"#", kept.get) == "changed"
+    assert subid_file.old_content(entry, kept.get) == old
+    if old is not None:
+        # The kept file is the old content: without it, the old first file is neither old
+        # nor new.
+        assert subid_file.journal_state(entry, old, x, {}.get) == "changed"
+        with pytest.raises(subid_file.SubidError, match="is missing"):
+            subid_file.old_content(entry, {}.get)
+
+
+@pytest.mark.parametrize("old", [None, b"alice:100000:65536\n", bytes(range(256)) * 3])
+def test_a_journal_of_format_1_is_still_read_with_the_old_content_it_holds(old):
+    # Written by earlier versions: the first file's old content in the journal (base64),
+    # digests of every content, nothing kept beside.
+    import base64
+    import json
+
+    data = json.dumps({
         "format": "fleetid.subid journal 1",
-        "first": {"path": path, "old": None if old is None else base64.b64encode(old).decode(),
-                  "old_sha256": digest(old), "new_sha256": digest(new)},
-        "second": {"path": "/etc/subgid", "old_sha256": digest(x), "new_sha256": digest(y)},
-    }, sort_keys=True) + "\n").encode()
-    assert subid_file.read_journal(data)["first"]["old"] == old
+        "first": {"path": "/etc/subuid", "old": None if old is None else base64.b64encode(old).decode(),
+                  "old_sha256": _sha256(old), "new_sha256": _sha256(b"new\n")},
+        "second": {"path": "/etc/subgid", "old_sha256": _sha256(b"g"), "new_sha256": _sha256(b"g2")},
+    }).encode() + b"\n"
+    entry = subid_file.read_journal(data)
+    assert subid_file.old_content(entry, {}.get) == old
+    assert subid_file.journal_state(entry, b"new\n", b"g", {}.get) == "split"
+    assert subid_file.journal_state(entry, old, b"g", {}.get) == "before"
+    assert subid_file.journal_state(entry, b"new\n", b"g2", {}.get) == "after"
+    assert subid_file.journal_state(entry, b"new\n", b"g3", {}.get) == "changed"
+
+
+@pytest.mark.parametrize("data", [b"", b'{"format": "fleetid.subid journal 2", "first": {"path": "/etc/su',
+                                  b'{"format": "fleetid.subid journal 9", "first": {}, "second": {}}',
+                                  b'{"format": "fleetid.subid journal 2", "first": {"path": "/a", "old_kept": 1, '
+                                  b'"new_sha256": null}, "second": {"path": "/b", "old_kept": false, "new_sha256": null}}'])
+def test_an_incomplete_or_unknown_journal_reads_as_none(data):
+    assert subid_file.read_journal(data) is None
 
 
 def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alike():
