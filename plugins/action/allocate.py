@@ -33,6 +33,7 @@ ARGUMENT_SPEC = {
         "name": {"type": "str", "required": True},
     }},
     "present_owners": {"type": "list", "elements": "str", "default": []},
+    "current_ranges": {"type": "dict"},
 }
 
 
@@ -67,6 +68,20 @@ def _unrequested(store, pool, present, requests, held, host):
         return []
     return sorted({b.owner for b in owners_blocks(store, names, pool) if b.state == "active"
                    and (b.scope == FLEET or b.scope == HOST_PREFIX + host)})
+
+
+def _in_step(current, entries):
+    """Whether the host's files, as owner_groups read them (``current``), hold exactly
+    ``entries`` for both subuid and subgid: each owner's [start, count] pairs in order, as
+    the subid module would write them, and no interrupted write for it to repair."""
+    if not current or current.get("interrupted_write") is not False:
+        return False
+    wanted = {}
+    for entry in entries:
+        wanted.setdefault(entry["name"], []).append([entry["start"], entry["count"]])
+    return all(isinstance(current.get(kind), dict)
+               and all(current[kind].get(name) == ranges for name, ranges in wanted.items())
+               for kind in ("subuid", "subgid"))
 
 
 def _block_dict(block):
@@ -116,6 +131,7 @@ class ActionModule(ActionBase):
             retired=[{"name": name} for name in _retired(requests)],
             unrequested=unrequested,
             floor=pool.floor,
+            in_step=_in_step(args["current_ranges"], entries),
         )
         if unrequested:
             result.setdefault("warnings", []).append(

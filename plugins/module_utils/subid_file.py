@@ -602,6 +602,39 @@ def _edit_spliced(text, wanted, alias, remove, spans=None):
     return "".join(pieces), listed, removed
 
 
+def written_ranges(text, owners, aliases_of):
+    """For each of ``owners`` that has lines in ``text``: the ``[start, count]`` of its
+    lines, in file order, when they are exactly what edit_text writes for those ranges
+    (``<owner>:<start>:<count>\\n`` each, one line after the other), or None when edit_text
+    would rewrite them whatever the ranges (another owner field such as the UID, other
+    number forms, lines apart). Owners without lines are left out.
+    None instead of the dict when shadow's lines are not the physical lines (see
+    _needs_model): nothing is known then.
+
+    edit_text(text, wanted, aliases_of) leaves ``text`` as it is exactly when every owner
+    in ``wanted`` maps here to its wanted ranges in order: _edit_spliced writes an owner's
+    ranges where its first line was and drops its other lines, and keeps every other line
+    byte for byte. So a caller that knows the ranges can tell a write would change nothing
+    without the write."""
+    if _needs_model(text):
+        return None
+    alias = _aliases(owners, aliases_of)
+    found = collections.OrderedDict()
+    for start, end, number in _alias_lines(text, alias):
+        raw = text[start:end]
+        entry = parse_line(raw[:-1] if raw.endswith("\n") else raw, number)
+        if entry is not None:  # a line without a range is kept as it is (see _edit_spliced)
+            found.setdefault(alias[entry.owner], []).append((number, raw, entry))
+    held = {}
+    for owner, lines in found.items():
+        # A line without its newline is the text's last: edit_text keeps it without one.
+        as_written = all(raw.rstrip("\n") == "%s:%d:%d" % (owner, entry.start, entry.count)
+                         for number, raw, entry in lines)
+        together = all(later[0] == earlier[0] + 1 for earlier, later in zip(lines, lines[1:]))
+        held[owner] = [[entry.start, entry.count] for number, raw, entry in lines] if as_written and together else None
+    return held
+
+
 def _unreadable_message(path, number):
     return ("%s line %d has a NUL byte before its newline and nothing after it, so shadow cannot read %s at "
             "all (newuidmap fails for every owner): remove the NUL byte by hand" % (path, number, path))

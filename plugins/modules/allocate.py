@@ -131,6 +131,13 @@ options:
     type: list
     elements: str
     default: []
+  current_ranges:
+    description:
+      - What the host's subid files hold now, as returned by
+        RV(fleetid.subid.owner_groups#module:current_ranges).
+      - With it, RV(in_step) says whether the files already hold exactly this call's RV(subuid) and
+        RV(subgid), so that writing them with M(fleetid.subid.subid) would change nothing.
+    type: dict
 extends_documentation_fragment:
   - fleetid.subid.attributes.controller
   - ansible.builtin.action_common_attributes
@@ -176,6 +183,27 @@ EXAMPLES = r"""
   fleetid.subid.subid:
     subuid: "{{ alloc.subuid }}"
     subgid: "{{ alloc.subgid }}"
+
+- name: On a converged host, skip the write (one module run fewer)
+  block:
+    - name: Resolve the owners and read what the host holds now
+      fleetid.subid.owner_groups:
+        owners: [alice, bob]
+      register: resolved
+
+    - name: Allocate
+      fleetid.subid.allocate:
+        ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
+        pool: "{{ subid_pool }}"
+        owners: "{{ resolved.owners }}"
+        current_ranges: "{{ resolved.current_ranges }}"
+      register: alloc
+
+    - name: Write only what changes
+      fleetid.subid.subid:
+        subuid: "{{ alloc.subuid }}"
+        subgid: "{{ alloc.subgid }}"
+      when: not alloc.in_step
 
 - name: Put a departed user's blocks in quarantine (never reused while their files may exist)
   fleetid.subid.allocate:
@@ -267,4 +295,13 @@ floor:
   returned: success
   type: int
   sample: 1000
+in_step:
+  description:
+    - V(true) when O(current_ranges) shows that the host's subuid and subgid files hold exactly
+      RV(subuid) and RV(subgid), each owner's lines as M(fleetid.subid.subid) writes them, and there
+      is no interrupted write to repair. Writing them would change nothing, so the write can be skipped.
+    - V(false) without O(current_ranges), or when anything would change.
+  returned: success
+  type: bool
+  sample: true
 """

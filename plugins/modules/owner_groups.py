@@ -25,8 +25,11 @@ description:
     cannot enumerate are found too, and returns their IDs in RV(resolved_ids) for the collision
     checks of M(fleetid.subid.allocate) and M(fleetid.subid.audit).
   - Reads the owner names in O(subuid_path), so a run can tell which owners have lines here but
-    are no longer requested (for example a member who left a group). Changes nothing.
-  - All of this is one module call per host, with three C(getent) processes.
+    are no longer requested (for example a member who left a group).
+  - Reports the ranges the owners' lines in O(subuid_path) and O(subgid_path) hold now, in
+    RV(current_ranges). Given to M(fleetid.subid.allocate), they tell whether writing its result
+    with M(fleetid.subid.subid) would change anything, so a converged host needs no write.
+  - Changes nothing. All of this is one module call per host, with three C(getent) processes.
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
@@ -49,6 +52,10 @@ options:
     description: Path of the subuid file whose owners are returned in RV(present_owners).
     type: path
     default: /etc/subuid
+  subgid_path:
+    description: Path of the subgid file, read for RV(current_ranges).
+    type: path
+    default: /etc/subgid
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -136,7 +143,22 @@ present_owners:
   returned: always
   type: list
   elements: str
+current_ranges:
+  description:
+    - What the subid files hold now for the owners in RV(owners), for the O(fleetid.subid.allocate#module:current_ranges)
+      option of M(fleetid.subid.allocate).
+    - Under C(subuid) and C(subgid), owner name -> the C([start, count]) of its lines in file order, when
+      they are exactly the lines M(fleetid.subid.subid) writes for those ranges; V(null) when that module
+      would rewrite them whatever the ranges (a line in UID form, lines apart). Owners without lines are
+      left out. A file that shadow does not read line by line (a NUL byte) is V(null) as a whole.
+    - C(interrupted_write) is V(true) when M(fleetid.subid.subid) left a journal of an interrupted write,
+      which its next run repairs.
+  returned: always
+  type: dict
+  sample: {subuid: {dana: [[1000000, 65536]], erik: null}, subgid: {dana: [[1000000, 65536]]}, interrupted_write: false}
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -150,8 +172,9 @@ from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     parse_passwd,
     resolved_ids,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils._accounts import aliases_of
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import UnsafePathError, read_regular
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile
+from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile, journal_path, written_ranges
 
 
 def getent(module, binary, database, keys=()):
@@ -169,6 +192,7 @@ def main():
             "groups": {"type": "list", "elements": "raw", "default": []},
             "owners": {"type": "list", "elements": "raw", "default": []},
             "subuid_path": {"type": "path", "default": "/etc/subuid"},
+            "subgid_path": {"type": "path", "default": "/etc/subgid"},
         },
         supports_check_mode=True,
     )
@@ -210,15 +234,22 @@ def main():
     for warning in warnings:
         module.warn(warning)
 
+    texts = {}
+    for kind in ("subuid", "subgid"):
+        path = module.params[kind + "_path"]
+        try:
+            data = read_regular(path)
+        except (OSError, UnsafePathError) as exc:
+            module.fail_json(msg="%s cannot be read: %s" % (path, exc))
+        texts[kind] = "" if data is None else data.decode("utf-8", "surrogateescape")
     present = []
-    try:
-        data = read_regular(module.params["subuid_path"])
-    except (OSError, UnsafePathError) as exc:
-        module.fail_json(msg="%s cannot be read: %s" % (module.params["subuid_path"], exc))
-    if data is not None:
-        for entry in SubidFile(module.params["subuid_path"], data.decode("utf-8", "surrogateescape")).entries:
-            if not entry.ignored and entry.owner not in present:
-                present.append(entry.owner)
+    for entry in SubidFile(module.params["subuid_path"], texts["subuid"]).entries:
+        if not entry.ignored and entry.owner not in present:
+            present.append(entry.owner)
+    cache = {}  # owner field -> pwd entry, looked up once for both files
+    current = {kind: written_ranges(texts[kind], names, lambda owner: aliases_of(owner, cache))
+               for kind in ("subuid", "subgid")}
+    current["interrupted_write"] = os.path.lexists(journal_path(module.params["subuid_path"]))
 
     module.exit_json(
         changed=False,
@@ -233,6 +264,7 @@ def main():
         unresolved=[name for name in names if name not in accounts],
         resolved_ids=resolved_ids(accounts, {name: resolved_groups[name] for name in resolved_groups}),
         present_owners=present,
+        current_ranges=current,
     )
 
 

@@ -269,6 +269,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils._accounts import account, aliases_of
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir, write_durably
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     LockError,
@@ -294,28 +295,6 @@ from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
 KINDS = {"subuid": ("passwd", "UID"), "subgid": ("group", "GID")}
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 TEMP_SUFFIX = ".fleetid-new"
-
-
-def account(owner, cache=None):
-    """The pwd entry of an owner field (a name or a numeric UID), or None. With ``cache``
-    (a dict kept for one run), each owner is looked up once: without nscd every lookup
-    reads the whole /etc/passwd."""
-    if cache is not None and owner in cache:
-        return cache[owner]
-    try:
-        entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
-    except (KeyError, OverflowError):
-        entry = None
-    if cache is not None:
-        cache[owner] = entry
-    return entry
-
-
-def aliases_of(owner, cache=None):
-    """Every owner field that means this account: its name and its numeric UID. A name
-    without an account is matched only by itself."""
-    entry = account(owner, cache)
-    return {owner} if entry is None else {owner, entry.pw_name, str(entry.pw_uid)}
 
 
 def host_ids(module, database):

@@ -56,3 +56,25 @@ def test_a_bad_group_item_fails_naming_it(run_module, subuid):
     args = {"groups": [{"name": "root", "size": 1}], "subuid_path": str(subuid)}
     res = run_module("fleetid.subid.owner_groups", args)
     assert res["failed"] and res["msg"] == "owner group 'root' has unknown key(s): size (allowed: name, count, scope)"
+
+
+def test_current_ranges_are_what_the_subid_module_would_leave_as_they_are(run_module, tmp_path):
+    # daemon has an account (UID 1 here): its line in UID form is its own, and the subid
+    # module would rewrite it in name form, so it is reported as V(null).
+    uid = pwd.getpwnam("daemon").pw_uid
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("daemon:100000:65536\nfleetid-svc:165536:65536\nfleetid-svc:231072:65536\n")
+    subgid.write_text("%d:100000:65536\nfleetid-svc:165536:65536\n# apart\nfleetid-svc:231072:65536\n" % uid)
+    args = {"owners": ["daemon", "fleetid-svc", "fleetid-absent"], "subuid_path": str(subuid),
+            "subgid_path": str(subgid)}
+    res = run_module("fleetid.subid.owner_groups", args)
+    assert res["current_ranges"] == {
+        "subuid": {"daemon": [[100000, 65536]], "fleetid-svc": [[165536, 65536], [231072, 65536]]},
+        "subgid": {"daemon": None, "fleetid-svc": None},
+        "interrupted_write": False,
+    }
+    (tmp_path / ".subuid.fleetid-journal").write_text("{}")
+    subgid.unlink()
+    res = run_module("fleetid.subid.owner_groups", args)
+    assert res["current_ranges"]["interrupted_write"] is True
+    assert res["current_ranges"]["subgid"] == {}
