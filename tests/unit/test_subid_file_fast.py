@@ -360,6 +360,76 @@ def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted
     assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
 
 
+# Files of one count keep their starts as digit strings, compared by length and then as
+# strings (_OneCount): numbers on both sides of each digit-length boundary, at 0 and near
+# 2^32 - 1, and listed ranges across those boundaries.
+AROUND_POWERS = sorted({0, 1, 2, 8, 9, 2 ** 32 - 2, 2 ** 32 - 1, 2 ** 32, 9999999999}
+                       | {10 ** k + d for k in range(1, 10) for d in (-2, -1, 0, 1)})
+digit_boundary = st.one_of(st.sampled_from(AROUND_POWERS),
+                           st.builds(lambda k, d: max(0, 10 ** k + d), st.integers(1, 9), st.integers(-5000, 5000)),
+                           st.integers(0, 9999999999))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(digit_boundary, min_size=1, max_size=40),
+       st.lists(st.one_of(digit_boundary, st.integers(-3, 0), st.integers(10 ** 10 - 2, 10 ** 10 + 2)), max_size=20),
+       st.sampled_from([1, 7, 4096, 9999999999]))
+@example([10, 9, 0, 100, 99, 1000000000, 999999999], [10, 100, 1000000000], 1)
+def test_a_file_of_one_count_counts_the_starts_below_a_bound_as_numbers_do(starts, bounds, count):
+    text = "# c\n" + "".join("u%d:%d:%d\n" % (i, start, count) for i, start in enumerate(starts))
+    owners, skipped, numbers = subid_file._fast_fields(text)
+    assert isinstance(numbers, subid_file._OneCount)
+    for bound in bounds + AROUND_POWERS:
+        assert numbers.below(bound) == sum(start < bound for start in starts), bound
+    assert numbers.columns() == (starts, [count] * len(starts))
+
+
+listed_start = st.one_of(st.sampled_from([n for n in AROUND_POWERS if 1000 <= n <= 2 ** 32 - 2]),
+                         st.builds(lambda k, d: 10 ** k + d, st.integers(3, 9), st.integers(-3000, 3000)),
+                         st.integers(4294960000, 4294967294))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(OWNERS), digit_boundary), min_size=1, max_size=30),
+       st.one_of(st.sampled_from([1, 2, 9, 10, 11, 999, 1000, 1001, 65536, 10 ** 9, 9999999999]),
+                 st.integers(1, 10 ** 6)),
+       st.lists(st.tuples(st.sampled_from(["alice", "bob", "carol"]), listed_start,
+                          st.one_of(st.sampled_from([1, 2, 9, 10, 11, 1000]), st.integers(1, 100000))),
+                min_size=1, max_size=3))
+@example([("zed", 999), ("bob", 1000), ("zed", 9999)], 2, [("carol", 995, 10)])
+@example([("zed", 999999990), ("bob", 1000000000), ("alice", 999999999)], 10, [("alice", 999999995, 10)])
+@example([("zed", 4294967294), ("bob", 4294967295), ("zed", 9999999999)], 9999999999, [("carol", 4294967290, 5)])
+@example([("zed", 99990), ("2001", 100000), ("bob", 100010)], 11, [("alice", 100000, 5), ("carol", 99999, 1)])
+def test_one_count_overlaps_across_digit_lengths_as_brute_force_counts_them(lines, count, wanted):
+    # _overlap_count on a file of one count (starts compared as strings of one length),
+    # against a count over the exact reader's entries; lines of the listed owners (and of
+    # 2001, alice's alias) are in the file and must be taken off. And check_edit refuses
+    # as it does on the exact reader's entries, with the same message.
+    text, want = canonical_file([(owner, start, count) for owner, start in lines]), wanted_ranges(wanted)
+    if want is None:
+        return
+    edit = edit_text("/etc/subuid", text, want, aliases_of)
+    assert isinstance(edit._fields()[2], subid_file._OneCount)
+    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
+    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
+        return  # check_edit refuses these before counting
+    brute = sum(entry.range.start < end and entry.range.end > start
+                for entry in other_entries(text, edit.alias) for start, end in listed)
+    assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
+    outcomes = []
+    for force_exact in (False, True):
+        again = edit_text("/etc/subuid", text, want, aliases_of)
+        if force_exact:
+            again._others = other_entries(text, again.alias)
+        try:
+            check_edit(again, [], "UID")
+            outcomes.append(None)
+        except SubidError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] is None) == (brute == 0)
+
+
 def _sha256(data):
     import hashlib
 
