@@ -51,6 +51,17 @@ options:
     description: Ranges that reach below this ID are reported as critical.
     type: int
     default: 1000
+  gather_subset:
+    description:
+      - What to inspect. V(all) is everything this page describes.
+      - V(helpers) is the newuidmap and newgidmap helpers alone, RV(helpers) and the findings about
+        them. It skips reading the files, listing the accounts and running C(podman --version), so it
+        costs about as little as a module run can. M(fleetid.subid.uidmap) uses it on every run.
+      - Return values outside the subset are empty.
+    type: list
+    elements: str
+    choices: [all, helpers]
+    default: [all]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -456,10 +467,16 @@ def main():
             "nsswitch_path": {"type": "path", "default": "/etc/nsswitch.conf"},
             "sssd_conf_path": {"type": "path", "default": "/etc/sssd/sssd.conf"},
             "floor": {"type": "int", "default": 1000},
+            "gather_subset": {"type": "list", "elements": "str", "choices": ["all", "helpers"], "default": ["all"]},
         },
         supports_check_mode=True,
     )
     params = module.params
+    helpers = [helper_report(module, *helper) for helper in HELPERS]
+    if "all" not in params["gather_subset"]:
+        module.exit_json(changed=False, subuid=[], subgid=[], login_defs={}, helpers=helpers, sysctls={},
+                         nsswitch_subid=None, id_sources={}, systemd_id_allocators=[], podman_version=None,
+                         findings=sort_findings(system_findings(helpers, {})))
     files, texts = {}, {}
     for kind in ("subuid", "subgid"):
         try:
@@ -476,7 +493,6 @@ def main():
     found = findings(files, accounts, accounts.uids, group_ids(module), params["floor"])
     found.extend(file_findings(params, texts))
 
-    helpers = [helper_report(module, *helper) for helper in HELPERS]
     sysctls = {}
     for name in SYSCTLS:
         text = read(os.path.join(params["proc_sys_path"], *name.split(".")))

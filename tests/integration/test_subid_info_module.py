@@ -148,6 +148,15 @@ def test_a_helper_with_file_caps_instead_of_setuid(run_module, tmp_path, root):
     weak = [f for f in res["findings"] if f["kind"] == "helper_not_privileged"]
     assert [(f["severity"], f["file"]) for f in weak] == [("critical", str(helpers / "newgidmap"))]
 
+    # The helpers subset (what the uidmap role asks for) reports the same helpers and their
+    # findings, and reads nothing else: the seeded files' findings are not there.
+    only = run_module("fleetid.subid.subid_info", dict(params, gather_subset=["helpers"]),
+                      env={"PATH": "%s:%s" % (helpers, os.environ["PATH"])})
+    assert only["helpers"] == res["helpers"]
+    assert only["findings"] == [f for f in res["findings"] if f["kind"].startswith("helper_")] == weak
+    assert any(not f["kind"].startswith("helper_") for f in res["findings"])
+    assert (only["subuid"], only["subgid"], only["login_defs"], only["podman_version"]) == ([], [], {}, None)
+
 
 def test_systemd_window(run_module, tmp_path):
     """With systemd-nspawn on PATH, ranges inside systemd's container UID range are warned
