@@ -299,6 +299,18 @@ def wanted_ranges(wanted):
         return None
 
 
+def bulk_and_brute_overlaps(text, want):
+    """``(edit, _overlap_count, the same count over the exact reader's entries)``, or None
+    when the listed ranges overlap each other (check_edit refuses those before counting)."""
+    edit = edit_text("/etc/subuid", text, want, aliases_of)
+    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
+    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
+        return None
+    brute = sum(entry.range.start < end and entry.range.end > start
+                for entry in other_entries(text, edit.alias) for start, end in listed)
+    return edit, subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]), brute
+
+
 def refusals_by_both_readers(text, want):
     """check_edit's refusal (None for none) with the bulk reading of a text in fast_form,
     then with the exact per-line reader."""
@@ -358,13 +370,9 @@ def test_the_bulk_overlap_count_is_the_number_of_overlapping_pairs(lines, wanted
     text, want = canonical_file(lines), wanted_ranges(wanted)
     if want is None:
         return
-    edit = edit_text("/etc/subuid", text, want, aliases_of)
-    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
-    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
-        return  # check_edit refuses these before counting
-    brute = sum(entry.range.start < end and entry.range.end > start
-                for entry in other_entries(text, edit.alias) for start, end in listed)
-    assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
+    counts = bulk_and_brute_overlaps(text, want)
+    if counts is not None:
+        assert counts[1] == counts[2]
 
 
 # Files of one count keep their starts as digit strings, compared by length and then as
@@ -415,14 +423,12 @@ def test_one_count_overlaps_across_digit_lengths_as_brute_force_counts_them(line
     text, want = canonical_file([(owner, start, count) for owner, start in lines]), wanted_ranges(wanted)
     if want is None:
         return
-    edit = edit_text("/etc/subuid", text, want, aliases_of)
+    counts = bulk_and_brute_overlaps(text, want)
+    if counts is None:
+        return
+    edit, bulk, brute = counts
     assert isinstance(edit._fields()[2], subid_file._OneCount)
-    listed = sorted((rng.start, rng.end) for name, rng, line in edit.listed)
-    if any(b[0] < a[1] for a, b in zip(listed, listed[1:])):
-        return  # check_edit refuses these before counting
-    brute = sum(entry.range.start < end and entry.range.end > start
-                for entry in other_entries(text, edit.alias) for start, end in listed)
-    assert subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]) == brute
+    assert bulk == brute
     outcomes = refusals_by_both_readers(text, want)
     assert outcomes[0] == outcomes[1]
     assert (outcomes[0] is None) == (brute == 0)
