@@ -56,7 +56,8 @@ options:
       - What to inspect. V(all) is everything this page describes.
       - V(helpers) is the newuidmap and newgidmap helpers alone, RV(helpers) and the findings about
         them. It skips reading the files, listing the accounts and running C(podman --version), so it
-        costs about as little as a module run can. M(fleetid.subid.uidmap) uses it on every run.
+        costs about as little as a module run can. The role P(fleetid.subid.uidmap#role) uses it on
+        every run.
       - Return values outside the subset are empty.
     type: list
     elements: str
