@@ -34,7 +34,7 @@ sys.path.insert(0, str(TOP / ".collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (  # noqa: E402
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (  # noqa: E402
     check_edit,
     desired_entries,
     edit_text,

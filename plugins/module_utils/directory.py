@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Directory users and owner groups: the pure logic of resolving owners through NSS.
 
-Used on the host by the owner_groups module (getent output in, owners out) and on the
+Used on the host by the owners_info module (getent output in, owners out) and on the
 controller by the allocate and audit actions (resolved IDs against ranges). Nothing here
 runs a command or reads a file.
 """
@@ -24,7 +24,7 @@ GROUP_KEYS = ("name", "count", "scope")
 
 
 class DirectoryError(ValueError):
-    """Bad owner_groups input."""
+    """Bad owner groups input."""
 
 
 def parse_colon_entry(line, fields):

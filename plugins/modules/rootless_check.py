@@ -79,14 +79,6 @@ options:
     description: The umask C(mkhomedir_helper) applies to a home it creates; V(0077) gives mode 0700.
     type: str
     default: "0077"
-  subuid_path:
-    description: The subuid file whose lines for each user go into the digest.
-    type: path
-    default: /etc/subuid
-  subgid_path:
-    description: The subgid file whose lines for each user go into the digest.
-    type: path
-    default: /etc/subgid
   run_options:
     description:
       - Options for C(podman run). The default runs without a network, because the check
@@ -106,6 +98,7 @@ attributes:
     support: full
     platforms: posix
 extends_documentation_fragment:
+  - fleetid.subid.subid_paths
   - ansible.builtin.action_common_attributes
   - fleetid.subid.rootless
 seealso:
@@ -200,19 +193,20 @@ users:
         - "not enough subordinate IDs: the image has files owned by IDs above the 65536 that alice can map; ..."
 """
 
-import contextlib
 import datetime
-import fcntl
 import hashlib
-import json
 import os
 import pwd
 import re
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils._proof_records import (
+    RECORD_VERSION,
+    ProofRecordError,
+    ProofRecords,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC
 from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
     PODMAN_SPEC,
     explain_podman_error,
@@ -225,7 +219,6 @@ from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
 )
 
 MAP_SEPARATOR = "--fleetid-gid-map--"
-RECORD_VERSION = 1
 
 
 class UserCheck:
@@ -298,85 +291,6 @@ class UserCheck:
                          % (highest_uid, highest_gid, out.strip()))
 
 
-class ProofRecords:
-    """The records of passed proofs: one JSON file per user in a root-owned folder that
-    no user can write, each replaced atomically under the folder's lock. A user must not
-    be able to forge "proven before" for themselves, so a record or folder that anyone
-    but root could have written is not trusted."""
-
-    def __init__(self, module, folder):
-        self.module = module
-        self.folder = folder
-        self.trusted = False
-
-    def open(self):
-        """Check (or, outside check mode, create) the folder; returns a lock context."""
-        if not os.path.lexists(self.folder):
-            if self.module.check_mode:
-                return contextlib.nullcontext()
-            os.makedirs(self.folder, mode=0o755)
-            os.chmod(self.folder, 0o755)
-        st = os.lstat(self.folder)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
-            self.module.fail_json(
-                msg="%s must be a folder owned by root and writable by root only (it is %s, owner UID %d, "
-                    "mode %04o): proof records there could be forged" % (
-                        self.folder, "a folder" if stat.S_ISDIR(st.st_mode) else "not a folder",
-                        st.st_uid, stat.S_IMODE(st.st_mode)))
-        self.trusted = True
-        if self.module.check_mode:
-            return contextlib.nullcontext()
-        return self._lock()
-
-    @contextlib.contextmanager
-    def _lock(self):
-        fd = os.open(os.path.join(self.folder, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def path(self, name):
-        return os.path.join(self.folder, "%s.json" % name)
-
-    def read(self, name):
-        """The user's record, or None when there is none or it cannot be trusted."""
-        if not self.trusted:
-            return None
-        try:
-            fd = os.open(self.path(name), os.O_RDONLY | os.O_NOFOLLOW)
-        except (FileNotFoundError, OSError):
-            return None
-        with os.fdopen(fd) as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
-                return None
-            try:
-                record = json.load(handle)
-            except ValueError:
-                return None
-        return record if isinstance(record, dict) and record.get("version") == RECORD_VERSION else None
-
-    def write(self, name, record):
-        # The replacement takes the old file's owner and mode: an untrusted file goes first,
-        # so a record is always root's, mode 0644.
-        try:
-            st = os.lstat(self.path(name))
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_gid != 0 or stat.S_IMODE(st.st_mode) != 0o644:
-                os.unlink(self.path(name))
-        except FileNotFoundError:
-            pass
-        replace_file(self.path(name), (json.dumps(record, sort_keys=True, indent=1) + "\n").encode("utf-8"))
-
-    def remove(self, name):
-        try:
-            os.unlink(self.path(name))
-        except FileNotFoundError:
-            return False
-        return True
-
-
 def expected_ranges(entries, name):
     return [(int(e["start"]), int(e["count"])) for e in entries if e.get("name") == name]
 
@@ -402,9 +316,7 @@ def main():
             "force": {"type": "bool", "default": False},
             "create_homes": {"type": "bool", "default": False},
             "home_umask": {"type": "str", "default": "0077"},
-            "subuid_path": {"type": "path", "default": "/etc/subuid"},
-            "subgid_path": {"type": "path", "default": "/etc/subgid"},
-        }, **PODMAN_SPEC),
+        }, **dict(SUBID_PATHS_SPEC, **PODMAN_SPEC)),
         supports_check_mode=True,
     )
     params = module.params
@@ -444,9 +356,13 @@ def main():
                 module.fail_json(msg="mkhomedir_helper could not create the home %s of %s: %s"
                                      % (accounts[name].pw_dir, name, (err or out).strip()))
 
-    records = ProofRecords(module, params["state_dir"])
+    records = ProofRecords(params["state_dir"], module.check_mode)
     reports, changed = [], bool(homeless and params["create_homes"])
-    with records.open():
+    try:
+        lock = records.open()
+    except ProofRecordError as exc:
+        module.fail_json(msg=str(exc))
+    with lock:
         for name in params["users"]:
             check = UserCheck(module, podman, name)
             if name in homeless:

@@ -99,14 +99,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  subuid_path:
-    description: Path of the subuid file. Tests and chroots point elsewhere.
-    type: path
-    default: /etc/subuid
-  subgid_path:
-    description: Path of the subgid file.
-    type: path
-    default: /etc/subgid
   floor:
     description: Lowest ID a range may contain. It must be at least 1, because ID 0 is root.
     type: int
@@ -128,6 +120,7 @@ options:
     type: float
     default: 15
 extends_documentation_fragment:
+  - fleetid.subid.subid_paths
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -263,59 +256,30 @@ diff:
 """
 
 import contextlib
-import grp
 import os
-import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetid.subid.plugins.module_utils._accounts import account, aliases_of
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import fsync_dir, write_durably
+from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, host_ids
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
+    SubidError,
+    check_edit,
+    desired_entries,
+    edit_text,
+    line_changes,
+    owners_to_remove,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     LockError,
     check_folder,
     read_regular,
     subid_locks,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
-    SubidError,
-    check_edit,
-    desired_entries,
-    edit_text,
-    journal_bytes,
-    journal_path,
-    journal_state,
-    line_changes,
-    old_content,
-    old_copy_path,
-    owners_to_remove,
-    read_journal,
-)
 
 KINDS = {"subuid": ("passwd", "UID"), "subgid": ("group", "GID")}
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-TEMP_SUFFIX = ".fleetid-new"
-
-
-def host_ids(module, database):
-    """``(sorted IDs, {ID: name})`` from ``getent passwd`` or ``getent group``, so that
-    directory-service accounts the host enumerates count too."""
-    getent = module.get_bin_path("getent")
-    if getent is None:
-        entries = pwd.getpwall() if database == "passwd" else grp.getgrall()
-        names = {}
-        for e in entries:
-            names.setdefault(e[2], e[0])
-        return sorted(names), names
-    rc, out, err = module.run_command([getent, database], environ_update={"LC_ALL": "C"})
-    if rc not in (0, 2):  # 2: nothing to enumerate
-        raise SubidError("getent %s failed (rc=%d): %s" % (database, rc, err.strip()))
-    names = {}
-    for line in out.splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2].isdigit():
-            names.setdefault(int(fields[2]), fields[0])
-    return sorted(names), names
 
 
 def with_owner_ids(ids, names, own):
@@ -346,259 +310,103 @@ def plan(module, kind, path, items, cache=None, previous=None):
         wanted = desired_entries(items, params["floor"], kind, path)
     edit = edit_text(path, read_text(path), wanted, lambda owner: aliases_of(owner, cache), remove=remove,
                      previous=previous)
-    if not remove and edit.new != edit.old:
-        database, word = KINDS[kind]
-        ids, names, own = [], {}, {}
-        if previous is not None:
-            edit.share_reading(previous)
-        if params["check_host_ids"]:
-            ids, names = host_ids(module, database)
-            for name in wanted:
-                entry = account(name, cache)
-                if entry is not None:
-                    own[name] = entry.pw_uid if kind == "subuid" else entry.pw_gid
-            # Owners resolved by name count as host IDs too: a directory that is not
-            # enumerated (SSSD's enumerate = false) is missing from getent's listing.
-            ids, names = with_owner_ids(ids, names, own)
-        check_edit(edit, ids, word, own_ids=own, id_names=names)
+    if remove or not edit.changed:
+        return edit
+    database, word = KINDS[kind]
+    ids, names, own = [], {}, {}
+    if previous is not None:
+        edit.share_reading(previous)
+    if params["check_host_ids"]:
+        ids, names = host_ids(module, database)
+        for name in wanted:
+            entry = account(name, cache)
+            if entry is not None:
+                own[name] = entry.pw_uid if kind == "subuid" else entry.pw_gid
+        # Owners resolved by name count as host IDs too: a directory that is not
+        # enumerated (SSSD's enumerate = false) is missing from getent's listing.
+        ids, names = with_owner_ids(ids, names, own)
+    check_edit(edit, ids, word, own_ids=own, id_names=names)
     return edit
 
 
-def temp_path(path):
-    """The one temp file name for ``path``: under the locks only this run can be writing
-    it, so one left by a killed run is removed by the next (no litter)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, "." + name + TEMP_SUFFIX)
+def report(plans, items_of, cache):
+    """The result's ``files``, ``subuid``, ``subgid`` and ``changed_owners``, and the diffs,
+    from the planned edits (``items_of[kind]``: the module's input for that file)."""
+    result = {"files": {}, "subuid": [], "subgid": []}
+    diffs, changed_owners = [], set()
+    for kind, edit in plans:
+        added, removed = line_changes(edit)
+        result["files"][kind] = {"path": edit.path, "changed": edit.changed, "added": added, "removed": removed}
+        result[kind] = [{"name": name, "start": rng.start, "count": rng.count} for name, rng, line in edit.listed]
+        diffs.append({"before_header": edit.path, "after_header": edit.path, "before": edit.old, "after": edit.new})
+        if edit.changed:
+            fields = {line.split(":", 1)[0] for line in added + removed}
+            changed_owners.update(item["name"] for item in items_of[kind] if aliases_of(item["name"], cache) & fields)
+    result["changed_owners"] = sorted(changed_owners)
+    return result, diffs
 
 
-def write_temp(path, data):
-    """``temp_path(path)`` holding ``data`` with the owner and mode of ``path`` (a new file
-    is 0644 root:root, as shadow makes it), flushed to disk; created exclusively, never
-    through a link."""
-    return write_durably(path, data, 0o644, tmp=temp_path(path))
-
-
-def swap_in(module, tmp, path):
-    """Rename ``tmp`` over ``path`` (keeping its SELinux context) and flush the folder."""
-    if os.path.lexists(path) and module.selinux_enabled():
-        module.set_context_if_different(tmp, module.selinux_context(path), False)
-    os.replace(tmp, path)
-    fsync_dir(path)
-
-
-def _unlink(path):
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def restore(module, path, old):
-    """Put ``old`` bytes back in ``path`` atomically (None: the file did not exist)."""
-    if old is None:
-        _unlink(path)
-        fsync_dir(path)
-    else:
-        swap_in(module, write_temp(path, old), path)
-
-
-def install(module, edits, locks, journal):
-    """Replace each file with its edit. Both temp files are written before either rename,
-    so the two renames follow each other closely. With two files, hard links keep both old
-    files (old_copy_path) and ``journal`` is written durably; they are removed after the
-    second rename: a run killed between the renames leaves them, and the next run rolls
-    the first file back (see recover). A failure after the first rename rolls it back
-    before failing."""
-    encoded = []  # (text, bytes): a subgid file kept in step with the subuid file is encoded once
-
-    def encode(text):
-        for known, data in encoded:
-            if known == text:
-                return data
-        encoded.append((text, text.encode("utf-8", "surrogateescape")))
-        return encoded[-1][1]
-
-    # (edit, whether the file exists, new bytes): the old bytes are needed only to roll back.
-    data = [(edit, os.path.lexists(edit.path), encode(edit.new)) for edit in edits]
-    temps = []
-    kept = [old_copy_path(edit.path) for edit, existed, new in data] if len(data) == 2 else []
-    try:
-        for edit, existed, new in data:
-            temps.append(write_temp(edit.path, new))
-        if len(data) == 2:
-            for (edit, existed, new), link in zip(data, kept):
-                if existed:
-                    # The file read under the locks (a regular file), linked, not copied;
-                    # the link is flushed to disk with the journal, which lives beside it.
-                    try:
-                        os.link(edit.path, link, follow_symlinks=False)
-                    except OSError as exc:
-                        raise SubidError("%s could not be kept as %s to roll it back if this run were interrupted "
-                                         "(%s): neither file changed" % (edit.path, link, exc.strerror or exc))
-            write_journal(journal, journal_bytes(*[(edit.path, existed, new) for edit, existed, new in data]))
-        for i, ((edit, existed, new), tmp) in enumerate(zip(data, temps)):
-            locks.verify()
-            try:
-                swap_in(module, tmp, edit.path)
-            except Exception as exc:
-                if i == 0:
-                    raise
-                first = data[0]
-                try:
-                    restore(module, first[0].path, encode(first[0].old) if first[1] else None)
-                    remove_journal(journal, kept)
-                except Exception as again:
-                    raise SubidError("%s could not be replaced (%s), and rolling %s back failed too (%s): the next "
-                                     "run of this module rolls it back" % (edit.path, exc, first[0].path, again))
-                raise SubidError("%s could not be replaced (%s): %s was rolled back to its previous content, so "
-                                 "neither file changed" % (edit.path, exc, first[0].path))
-        if len(data) == 2:
-            remove_journal(journal, kept)
-    finally:
-        for tmp in temps:
-            _unlink(tmp)
-        if not os.path.lexists(journal):  # a journal left for the next run needs the kept files
-            for link in kept:
-                _unlink(link)
-
-
-def write_journal(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(path)
-
-
-def remove_journal(path, kept):
-    """Remove the journal ``path``, then the ``kept`` old files it needed."""
-    os.unlink(path)
-    for link in kept:
-        _unlink(link)
-    fsync_dir(path)
-
-
-def recover(module, journal, first, second, locked):
-    """Finish what an interrupted run left (called with the locks held): its temp files
-    go, and with its journal, a subuid file replaced without the subgid file is rolled back.
-    Returns what was repaired, for the result. In check mode, says what a run would do."""
-    kept = [old_copy_path(first), old_copy_path(second)]
-    if not module.check_mode:
-        for path in locked:
-            _unlink(temp_path(path))
-    data = read_regular(journal)
-    if data is None:
-        if not module.check_mode:
-            for link in kept:  # killed after linking, before the journal: before either rename
-                _unlink(link)
-        return []
-    entry = read_journal(data)
-    if entry is None:  # killed while writing it: before either rename
-        if not module.check_mode:
-            remove_journal(journal, kept)
-        return []
-    if (entry["first"]["path"], entry["second"]["path"]) != (first, second):
-        raise SubidError("%s is the journal of an interrupted run on %s and %s, not on these files: run this "
-                         "module on those paths to repair them"
-                         % (journal, entry["first"]["path"], entry["second"]["path"]))
-    if module.check_mode:
-        locked = [first, second]
-    elif not {first, second} <= set(locked):
-        raise SubidError("%s appeared while this run waited for the locks: run it again" % journal)
-    state = journal_state(entry, read_regular(first), read_regular(second), read_regular)
-    repaired = []
-    if state == "split":
-        repaired.append("%s %s rolled back to its content before an interrupted run, which had replaced it but "
-                        "not %s" % (first, "would be" if module.check_mode else "was", second))
-        try:
-            old = old_content(entry, read_regular)
-        except SubidError as exc:
-            raise SubidError("%s, so it cannot be rolled back to agree with %s: check both files, then remove %s"
-                             % (exc, second, journal))
-        if not module.check_mode:
-            restore(module, first, old)
-    elif state == "changed":
-        module.warn("%s: an interrupted run left this journal, but %s or %s changed since; they are left as "
-                    "they are, check them" % (journal, first, second))
-    if not module.check_mode:
-        remove_journal(journal, kept)
-    for message in repaired:
-        module.warn(message)
-    return repaired
+def keep_selinux_context(module):
+    """A function that gives a temp file the SELinux context of the file it replaces."""
+    def keep(tmp, path):
+        if module.selinux_enabled():
+            module.set_context_if_different(tmp, module.selinux_context(path), False)
+    return keep
 
 
 def apply(module):
-    """The module's work: returns the result dict, or raises SubidError/LockError/OSError
-    having written nothing (a refusal is found before either file is written; a failure
-    after the first rename rolls it back)."""
+    """The module's work: returns the result dict and the diffs, or raises SubidError,
+    LockError, GetentError or OSError having written nothing (a refusal is found before
+    either file is written; a failure after the first rename rolls it back)."""
     params = module.params
     targets = [(kind, params[kind + "_path"], params[kind]) for kind in ("subuid", "subgid") if params[kind]]
     result = {"changed": False, "changed_owners": [], "files": {}, "backup_files": [],
               "subuid": [], "subgid": [], "repaired": []}
-    diffs = []
     if params["floor"] < 1:
         raise SubidError("floor must be at least 1: ID 0 is root")
     if not targets:
-        return result, diffs
-    first, second = params["subuid_path"], params["subgid_path"]
-    journal = journal_path(first)
-    paths = [path for kind, path, items in targets]
-    if os.path.lexists(journal):  # an interrupted run: both files may need repair
-        paths = [first, second]
+        return result, []
+    transaction = SubidTransaction(params["subuid_path"], params["subgid_path"], keep_selinux_context(module))
+    # After an interrupted run both files may need repair, whichever this run writes.
+    paths = [transaction.first, transaction.second] if transaction.interrupted() else [p for k, p, i in targets]
     for path in paths:
         check_folder(path)
     # Check mode only reads (the files are always replaced by rename, so a read is never
     # torn) and takes no lock, which would create lock files. Otherwise the locks are held
     # from the read through the write, so useradd cannot change a file in between.
-    if module.check_mode:
-        locks = contextlib.nullcontext()
-    else:
-        locks = subid_locks(paths, params["lock_timeout"])
+    locks = contextlib.nullcontext() if module.check_mode else subid_locks(paths, params["lock_timeout"])
     with locks as held:
-        result["repaired"] = recover(module, journal, first, second, paths)
+        result["repaired"] = transaction.recover(paths, module.check_mode, module.warn)
         # Plan both files before writing either: a refusal writes nothing at all.
         cache = {}  # owner field -> pwd entry, for this run (the locks keep useradd out)
         plans = []
         for kind, path, items in targets:
             plans.append((kind, plan(module, kind, path, items, cache, plans[-1][1] if plans else None)))
-        changed_owners = set()
-        for kind, edit in plans:
-            changed = edit.old != edit.new
-            added, removed = line_changes(edit)
-            result["files"][kind] = {"path": edit.path, "changed": changed, "added": added, "removed": removed}
-            result[kind] = [{"name": name, "start": rng.start, "count": rng.count} for name, rng, line in edit.listed]
-            diffs.append({"before_header": edit.path, "after_header": edit.path,
-                          "before": edit.old, "after": edit.new})
-            if changed:
-                fields = {line.split(":", 1)[0] for line in added + removed}
-                changed_owners.update(item["name"] for item in params[kind]
-                                      if aliases_of(item["name"], cache) & fields)
-        result["changed_owners"] = sorted(changed_owners)
-        result["changed"] = any(f["changed"] for f in result["files"].values()) or bool(result["repaired"])
-        edits = [edit for kind, edit in plans if edit.old != edit.new]
+        planned, diffs = report(plans, params, cache)
+        result.update(planned)
+        result["changed"] = any(edit.changed for kind, edit in plans) or bool(result["repaired"])
+        edits = [edit for kind, edit in plans if edit.changed]
         if edits and not module.check_mode:
-            for kind, edit in plans:
-                if edit.old != edit.new and params["backup"] and os.path.exists(edit.path):
-                    backup = module.backup_local(edit.path)
-                    result["files"][kind]["backup_file"] = backup
-                    result["backup_files"].append(backup)
-            install(module, edits, held, journal)
+            if params["backup"]:
+                for kind, edit in plans:
+                    if edit.changed and os.path.exists(edit.path):
+                        result["files"][kind]["backup_file"] = module.backup_local(edit.path)
+                        result["backup_files"].append(result["files"][kind]["backup_file"])
+            transaction.install(edits, held)
     if result["backup_files"]:
         result["backup_file"] = result["backup_files"][0]
     return result, diffs
 
 
-ARGUMENT_SPEC = {
+ARGUMENT_SPEC = dict(SUBID_PATHS_SPEC, **{
     "subuid": {"type": "list", "elements": "dict", "default": []},
     "subgid": {"type": "list", "elements": "dict", "default": []},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "subuid_path": {"type": "path", "default": "/etc/subuid"},
-    "subgid_path": {"type": "path", "default": "/etc/subgid"},
     "floor": {"type": "int", "default": 1000},
     "check_host_ids": {"type": "bool", "default": True},
     "backup": {"type": "bool", "default": False},
     "lock_timeout": {"type": "float", "default": 15.0},
-}
+})
 
 
 def build_module():
@@ -609,7 +417,7 @@ def main():
     module = build_module()
     try:
         result, diffs = apply(module)
-    except (SubidError, LockError) as exc:
+    except (SubidError, LockError, GetentError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "subid files", exc.strerror or exc))

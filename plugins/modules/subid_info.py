@@ -23,14 +23,6 @@ description:
 author:
   - fleetid.subid maintainers (@fleetid)
 options:
-  subuid_path:
-    description: Path of the subuid file.
-    type: path
-    default: /etc/subuid
-  subgid_path:
-    description: Path of the subgid file.
-    type: path
-    default: /etc/subgid
   login_defs_path:
     description: Path of login.defs.
     type: path
@@ -64,6 +56,7 @@ options:
     choices: [all, helpers]
     default: [all]
 extends_documentation_fragment:
+  - fleetid.subid.subid_paths
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -266,32 +259,35 @@ findings:
 
 import grp
 import os
-import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils._accounts import Accounts
+from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, host_ids
+from ansible_collections.fleetid.subid.plugins.module_utils._host_report import (
+    CAP_SETGID,
+    CAP_SETUID,
+    SYSTEMD_ID_ALLOCATORS,
+    decode_file_caps,
+    findings,
+    nsswitch_subid_source,
+    parse_login_defs,
+    sort_findings,
+    system_findings,
+    systemd_window_findings,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import (
+    journal_path,
+    journal_state,
+    read_journal,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import id_source_report, not_enumerated_finding
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     UnsafePathError,
     folder_problems,
     read_regular,
-)
-from ansible_collections.fleetid.subid.plugins.module_utils.directory import id_source_report, not_enumerated_finding
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
-    CAP_SETGID,
-    CAP_SETUID,
-    SubidFile,
-    decode_file_caps_full,
-    findings,
-    journal_path,
-    journal_state,
-    read_journal,
-    nsswitch_subid_source,
-    parse_login_defs,
-    SYSTEMD_ID_ALLOCATORS,
-    sort_findings,
-    system_findings,
-    systemd_window_findings,
 )
 
 HELPERS = (("newuidmap", "cap_setuid", CAP_SETUID), ("newgidmap", "cap_setgid", CAP_SETGID))
@@ -341,7 +337,7 @@ def helper_report(module, name, cap_name, cap_bit):
         st = os.stat(path)
         report["setuid"] = bool(st.st_mode & stat.S_ISUID) and st.st_uid == 0
         try:
-            caps = decode_file_caps_full(os.getxattr(path, "security.capability"))
+            caps = decode_file_caps(os.getxattr(path, "security.capability"))
         except (OSError, AttributeError):  # no xattr (ENODATA), or no xattr support
             caps = None
         if caps is not None:
@@ -351,56 +347,12 @@ def helper_report(module, name, cap_name, cap_bit):
     return report
 
 
-class Accounts:
-    """The host's user database, enumerated once (``getent passwd``, so directory-service
-    accounts the host enumerates count too), with a lookup by name or numeric UID that
-    falls back to getpwnam/getpwuid for accounts the directory does not enumerate.
-
-    One enumeration instead of a lookup per owner: with the files backend every lookup
-    reads /etc/passwd from the top, which is quadratic on a host with many entries."""
-
-    def __init__(self, module):
-        self.by_name, self.by_uid = {}, {}
-        for name, uid, gid in self._enumerate(module):
-            self.by_name.setdefault(name, (uid, gid))
-            self.by_uid.setdefault(uid, (uid, gid))
-        self.uids = sorted(self.by_uid)
-
-    @staticmethod
-    def _enumerate(module):
-        getent = module.get_bin_path("getent")
-        if getent:
-            rc, out, err = module.run_command([getent, "passwd"], environ_update={"LC_ALL": "C"})
-            if rc in (0, 2):  # 2: nothing to enumerate
-                for line in out.splitlines():
-                    fields = line.split(":")
-                    if len(fields) > 3 and fields[2].isdigit() and fields[3].isdigit():
-                        yield fields[0], int(fields[2]), int(fields[3])
-                return
-        for entry in pwd.getpwall():
-            yield entry.pw_name, entry.pw_uid, entry.pw_gid
-
-    def __call__(self, owner):
-        """(UID, primary GID) of an owner field, a name or a numeric UID; None without an account."""
-        found = self.by_uid.get(int(owner)) if owner.isdigit() else self.by_name.get(owner)
-        if found is not None:
-            return found
-        try:
-            entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
-        except (KeyError, OverflowError):
-            return None
-        return entry.pw_uid, entry.pw_gid
-
-
 def group_ids(module):
-    """Sorted GIDs from ``getent group`` (or grp where getent is missing)."""
-    getent = module.get_bin_path("getent")
-    if getent:
-        rc, out, err = module.run_command([getent, "group"], environ_update={"LC_ALL": "C"})
-        if rc in (0, 2):
-            return sorted({int(f[2]) for f in (line.split(":") for line in out.splitlines())
-                           if len(f) > 2 and f[2].isdigit()})
-    return sorted({e.gr_gid for e in grp.getgrall()})
+    """Sorted GIDs from ``getent group`` (or grp where getent is missing or fails)."""
+    try:
+        return host_ids(module, "group")[0]
+    except GetentError:
+        return sorted({e.gr_gid for e in grp.getgrall()})
 
 
 def file_findings(params, texts):
@@ -460,16 +412,14 @@ def _read_or_none(path):
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "subuid_path": {"type": "path", "default": "/etc/subuid"},
-            "subgid_path": {"type": "path", "default": "/etc/subgid"},
+        argument_spec=dict(SUBID_PATHS_SPEC, **{
             "login_defs_path": {"type": "path", "default": "/etc/login.defs"},
             "proc_sys_path": {"type": "path", "default": "/proc/sys"},
             "nsswitch_path": {"type": "path", "default": "/etc/nsswitch.conf"},
             "sssd_conf_path": {"type": "path", "default": "/etc/sssd/sssd.conf"},
             "floor": {"type": "int", "default": 1000},
             "gather_subset": {"type": "list", "elements": "str", "choices": ["all", "helpers"], "default": ["all"]},
-        },
+        }),
         supports_check_mode=True,
     )
     params = module.params

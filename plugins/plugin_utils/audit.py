@@ -112,7 +112,7 @@ def audit(blocks, pool, hosts):
 
 
 def directory_findings(host, blocks, wanted, info, resolved):
-    """Findings about owners resolved on the host (owner_groups' result): group members
+    """Findings about owners resolved on the host (the owners_info result): group members
     without a block, owners with a line and a block that nobody requests any more (with
     owner groups: a member who left), and ranges over IDs the host resolved by name, which
     subid_info's host-ID check cannot see when the directory does not enumerate."""
@@ -139,7 +139,7 @@ def directory_findings(host, blocks, wanted, info, resolved):
                     owner, "subuid", entry.get("line")))
                 requested.add(owner)  # once per owner
     seen = {(f.get("file"), f.get("line")) for f in info.get("findings", []) if f.get("kind") == "host_id_collision"}
-    ids = resolved.get("resolved_ids") or []
+    ids = (resolved.get("host_state") or {}).get("resolved_ids") or []
     for kind, id_kind in (("subuid", "uid"), ("subgid", "gid")):
         mine = [i for i in ids if i["kind"] == id_kind]
         for entry in read_by_shadow(info.get(kind)):

@@ -16,7 +16,7 @@ from ansible.module_utils.testing import patch_module_args
 from real_host import REAL, real_files, users  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import find_overlaps
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SubidFile
 from ansible_collections.fleetid.subid.plugins.modules import subid
 
 pytestmark = pytest.mark.needs_root

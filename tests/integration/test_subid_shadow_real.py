@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from real_host import as_user, real_files, users  # noqa: F401  pylint: disable=unused-import
 
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SubidFile
 
 pytestmark = pytest.mark.needs_root
 

@@ -157,7 +157,7 @@ def info(subuid, findings=()):
 
 def resolved(owners, added=None, groups=("developers",), ids=()):
     return {"owners": owners, "added": added or {}, "groups": [{"name": g} for g in groups],
-            "resolved_ids": list(ids)}
+            "host_state": {"resolved_ids": list(ids)}}
 
 
 def test_audit_names_a_member_without_a_block_and_a_member_who_left():

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
+from ansible_collections.fleetid.subid.plugins.module_utils._host_report import findings
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     SubidError,
-    SubidFile,
     check_edit,
     desired_entries,
     edit_text,
-    findings,
     owners_to_remove,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SubidFile
 
 ACCOUNTS = {"alice": (2001, 2001), "bob": (2002, 2002)}
 

@@ -11,28 +11,31 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
+from ansible_collections.fleetid.subid.plugins.module_utils._host_report import (
     CAP_SETGID,
     CAP_SETUID,
-    Entry,
-    SubidError,
-    SubidFile,
-    c_strtoul,
-    check_edit,
     decode_file_caps,
-    decode_file_caps_full,
-    desired_entries,
-    edit_text,
     findings,
-    line_changes,
     nsswitch_subid_source,
-    owners_to_remove,
-    parse_entry,
     parse_login_defs,
     sort_findings,
-    split_lines,
     system_findings,
     systemd_window_findings,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
+    SubidError,
+    check_edit,
+    desired_entries,
+    edit_text,
+    line_changes,
+    owners_to_remove,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
+    Entry,
+    SubidFile,
+    c_strtoul,
+    parse_line,
+    split_lines,
 )
 
 ACCOUNTS = {"alice": (2001, 2001), "bob": (2002, 2002), "root": (0, 0)}
@@ -87,7 +90,7 @@ def lines_not_of(text, owners):
     """The lines of ``text`` that no owner in ``owners`` holds a range on, without endings."""
     out = []
     for number, raw in enumerate(split_lines(text), 1):
-        entry = parse_entry(raw, number)
+        entry = parse_line(raw.rstrip("\n"), number)
         if entry is None or not aliases_of(entry.owner) & owners:
             out.append(raw.rstrip("\n"))
     return out
@@ -146,7 +149,7 @@ def test_numbers_are_read_like_strtoul_base_0(text, value):
     ("x" * 1011 + ":100000:65536\n", None, None),  # 1024: over shadow's limit
 ])
 def test_entries_are_read_as_shadow_reads_them(raw, expected, note):
-    entry = parse_entry(raw, 3)
+    entry = parse_line(raw[:-1] if raw.endswith("\n") else raw, 3)
     if expected is None:
         assert entry is None
         return
@@ -414,15 +417,15 @@ def test_file_capabilities_are_decoded():
     v1 = struct.pack("<III", 0x01000001, 1 << CAP_SETUID, 0)
     v2 = struct.pack("<IIIII", 0x02000001, (1 << CAP_SETUID), 0, 1, 0)
     v3 = struct.pack("<IIIIII", 0x03000000, (1 << CAP_SETGID), 0, 0, 0, 100000)
-    assert decode_file_caps(v1) == {CAP_SETUID}
-    assert decode_file_caps(v2) == {CAP_SETUID, 32}  # bit 0 of the high word is capability 32
-    assert decode_file_caps(v3) == {CAP_SETGID}
-    full = decode_file_caps_full(v3)
+    assert decode_file_caps(v1)["permitted"] == {CAP_SETUID}
+    assert decode_file_caps(v2)["permitted"] == {CAP_SETUID, 32}  # bit 0 of the high word is capability 32
+    assert decode_file_caps(v3)["permitted"] == {CAP_SETGID}
+    full = decode_file_caps(v3)
     assert full["revision"] == 3 and full["effective"] is False and full["rootid"] == 100000
-    assert decode_file_caps_full(v2)["effective"] is True
-    assert decode_file_caps(b"") == set()
-    assert decode_file_caps(b"\x00" * 20) == set()  # unknown revision
-    assert decode_file_caps(v2[:12]) == set()  # revision 2 needs 20 bytes
+    assert decode_file_caps(v2)["effective"] is True
+    assert decode_file_caps(b"") is None
+    assert decode_file_caps(b"\x00" * 20) is None  # unknown revision
+    assert decode_file_caps(v2[:12]) is None  # revision 2 needs 20 bytes
 
 
 @pytest.fixture
@@ -438,7 +441,7 @@ def test_real_getcap_output_decodes_like_getcap(tmp_path, root):
     target = tmp_path / "helper"
     target.write_bytes(b"#!/bin/sh\n")
     subprocess.run([setcap, "cap_setuid,cap_setgid+ep", str(target)], check=True)
-    caps = decode_file_caps_full(os.getxattr(str(target), "security.capability"))
+    caps = decode_file_caps(os.getxattr(str(target), "security.capability"))
     assert caps["permitted"] == {CAP_SETUID, CAP_SETGID} and caps["effective"] is True
 
 

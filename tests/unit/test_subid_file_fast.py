@@ -14,19 +14,26 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils import subid_file
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import (
+from ansible_collections.fleetid.subid.plugins.module_utils import _subid_edit
+from ansible_collections.fleetid.subid.plugins.module_utils import _subid_fast
+from ansible_collections.fleetid.subid.plugins.module_utils import _subid_read
+from ansible_collections.fleetid.subid.plugins.module_utils import _subid_transaction
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     SubidError,
-    _edit_records,
-    _edit_spliced,
-    _needs_model,
     check_edit,
     desired_entries,
+    _edit_records,
+    _edit_spliced,
     edit_text,
+    other_entries,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_fast import (
     fast_columns,
     fast_form,
     fast_form_by_regex,
-    other_entries,
+)
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
+    needs_model,
     read_line,
     shadow_records,
 )
@@ -94,7 +101,7 @@ def check_all_readers_agree(text):
     exact = exact_entries(text)
     # parse_line (the module's reader, with its canonical shortcut) is read_line.
     records, unreadable = shadow_records(text)
-    assert [(e.owner, e.start, e.count, e.line, e.ignored) for e in map(subid_file.parse_record, records)
+    assert [(e.owner, e.start, e.count, e.line, e.ignored) for e in map(_subid_read.parse_record, records)
             if e is not None] == exact
     fast = fast_entries(text)
     if fast is not None:
@@ -107,16 +114,16 @@ def check_all_readers_agree(text):
 def check_edits_agree(text, owner, ranges):
     items = [{"name": owner, "start": start, "count": count} for start, count in ranges]
     wanted = desired_entries(items, 1000, "subuid")
-    alias = subid_file._aliases(wanted, aliases_of)
+    alias = _subid_edit._aliases(wanted, aliases_of)
     records, unreadable = shadow_records(text)
     for remove in (False, True):
         exact = _edit_records(text, records, wanted, alias, remove)
-        if not _needs_model(text):
+        if not needs_model(text):
             assert _edit_spliced(text, wanted, alias, remove) == exact
     try:
         edit = edit_text("/etc/subuid", text, wanted, aliases_of)
     except SubidError:
-        assert _needs_model(text)  # only shadow's joined lines refuse an edit outright
+        assert needs_model(text)  # only shadow's joined lines refuse an edit outright
         return
     assert edit.new == exact_edit_new(text, records, wanted, alias)
     # check_edit on the columns of a file in fast_form, and on the exact reader's entries.
@@ -165,12 +172,12 @@ def test_fast_form_across_chunks():
     lines = ["user%06d:%d:4096" % (i, 100000 + i * 4096) for i in range(20000)]
     text = "\n".join(lines) + "\n"
     assert fast_form(text) and fast_form_by_regex(text) and fast_entries(text) == exact_entries(text)
-    cut = text.rfind("\n", 0, subid_file._FAST_CHUNK) + 1
+    cut = text.rfind("\n", 0, _subid_fast._FAST_CHUNK) + 1
     for odd in (text[:cut] + "bob:01:2\n" + text[cut:], text[:cut - 1] + "\r" + text[cut - 1:]):
         assert not fast_form(odd) and not fast_form_by_regex(odd)
 
 
-# Texts on which the bulk decision of fast_form (_fast_fields) could part from its
+# Texts on which the bulk decision of fast_form (fast_fields) could part from its
 # definition, the regex _FAST_FILE: lines with one, two, three or four fields next to each
 # other, owners at and past 255 characters or starting with "#", "+" or "-", numbers with
 # leading zeros or past 10 digits, non-ASCII digits and letters, control characters,
@@ -221,7 +228,7 @@ def test_the_bulk_fast_form_rejects_misaligned_fields():
     assert fast_form("a:1:2\n3:4:5")
 
 
-# Files of one count, the case _fast_fields confirms with one count of ":c\n" and reads
+# Files of one count, the case fast_fields confirms with one count of ":c\n" and reads
 # without splitting the owners off: the count taken from the first line, the lines around
 # an odd one, the last line with and without its newline.
 one_count_owner = st.sampled_from(["a", "bob", "x" * 255, "x" * 256, "", "#a", "+a", "-a", "a_b", "\u00e9", "a\r",
@@ -259,7 +266,7 @@ def test_a_file_of_one_count_reads_its_owners_only_when_asked():
     text = "# c\nalice:1:4096\n\nbob:5000:4096\n" + "x" * 255 + ":9000:4096"
     owners, starts, counts, line_of = fast_columns(text)
     assert (starts, counts) == ([1, 5000, 9000], [4096] * 3)
-    assert isinstance(owners, subid_file._Owners) and owners._owners is None
+    assert isinstance(owners, _subid_fast._Owners) and owners._owners is None
     assert (owners[2], len(owners), list(owners)) == ("x" * 255, 3, ["alice", "bob", "x" * 255])
     assert [line_of(i) for i in range(3)] == [2, 4, 5]
 
@@ -308,7 +315,7 @@ def bulk_and_brute_overlaps(text, want):
         return None
     brute = sum(entry.range.start < end and entry.range.end > start
                 for entry in other_entries(text, edit.alias) for start, end in listed)
-    return edit, subid_file._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]), brute
+    return edit, _subid_edit._overlap_count(edit, [s for s, e in listed], [e for s, e in listed]), brute
 
 
 def refusals_by_both_readers(text, want):
@@ -392,8 +399,8 @@ digit_boundary = st.one_of(st.sampled_from(AROUND_POWERS),
 @example([10, 9, 0, 100, 99, 1000000000, 999999999], [10, 100, 1000000000], 1)
 def test_a_file_of_one_count_counts_the_starts_below_a_bound_as_numbers_do(starts, bounds, count):
     text = "# c\n" + "".join("u%d:%d:%d\n" % (i, start, count) for i, start in enumerate(starts))
-    owners, skipped, numbers = subid_file._fast_fields(text)
-    assert isinstance(numbers, subid_file._OneCount)
+    owners, skipped, numbers = _subid_fast.fast_fields(text)
+    assert isinstance(numbers, _subid_fast._OneCount)
     for bound in bounds + AROUND_POWERS:
         assert numbers.below(bound) == sum(start < bound for start in starts), bound
     assert numbers.columns() == (starts, [count] * len(starts))
@@ -427,7 +434,7 @@ def test_one_count_overlaps_across_digit_lengths_as_brute_force_counts_them(line
     if counts is None:
         return
     edit, bulk, brute = counts
-    assert isinstance(edit._fields()[2], subid_file._OneCount)
+    assert isinstance(edit._fields()[2], _subid_fast._OneCount)
     assert bulk == brute
     outcomes = refusals_by_both_readers(text, want)
     assert outcomes[0] == outcomes[1]
@@ -453,57 +460,38 @@ def test_the_journal_holds_the_new_digests_and_which_old_files_are_kept(old, pat
 
     x, y = {"other": (b"x", b"y"), "equal copies": (copy(old), copy(new)),
             "swapped copies": (copy(new), copy(old)), "no file": (None, b"y")}[second]
-    data = subid_file.journal_bytes((path, old is not None, new), ("/etc/subgid", x is not None, y))
+    data = _subid_transaction.journal_bytes((path, old is not None, new), ("/etc/subgid", x is not None, y))
     assert json.loads(data) == {
         "format": "fleetid.subid journal 2",
         "first": {"path": path, "old_kept": old is not None, "new_sha256": _sha256(new)},
         "second": {"path": "/etc/subgid", "old_kept": x is not None, "new_sha256": _sha256(y)},
     }
-    entry = subid_file.read_journal(data)
-    kept = {subid_file.old_copy_path(path): old, subid_file.old_copy_path("/etc/subgid"): x}
+    entry = _subid_transaction.read_journal(data)
+    kept = {_subid_transaction.old_copy_path(path): old, _subid_transaction.old_copy_path("/etc/subgid"): x}
     kept = {name: content for name, content in kept.items() if content is not None}
-    assert subid_file.journal_state(entry, old, x, kept.get) == "before"
-    assert subid_file.journal_state(entry, new, x, kept.get) == ("before" if old == new else "split")
-    assert subid_file.journal_state(entry, new, y, kept.get) == (
+    assert _subid_transaction.journal_state(entry, old, x, kept.get) == "before"
+    assert _subid_transaction.journal_state(entry, new, x, kept.get) == ("before" if old == new else "split")
+    assert _subid_transaction.journal_state(entry, new, y, kept.get) == (
         "before" if (old, x) == (new, y) else "split" if x == y else "after")
-    assert subid_file.journal_state(entry, new + b"#", x, kept.get) == "changed"
-    assert subid_file.journal_state(entry, new, b"#", kept.get) == "changed"
-    assert subid_file.old_content(entry, kept.get) == old
+    assert _subid_transaction.journal_state(entry, new + b"#", x, kept.get) == "changed"
+    assert _subid_transaction.journal_state(entry, new, b"#", kept.get) == "changed"
+    assert _subid_transaction.old_content(entry, kept.get) == old
     if old is not None:
         # The kept file is the old content: without it, the old first file is neither old
         # nor new.
-        assert subid_file.journal_state(entry, old, x, {}.get) == "changed"
-        with pytest.raises(subid_file.SubidError, match="is missing"):
-            subid_file.old_content(entry, {}.get)
-
-
-@pytest.mark.parametrize("old", [None, b"alice:100000:65536\n", bytes(range(256)) * 3])
-def test_a_journal_of_format_1_is_still_read_with_the_old_content_it_holds(old):
-    # Written by earlier versions: the first file's old content in the journal (base64),
-    # digests of every content, nothing kept beside.
-    import base64
-    import json
-
-    data = json.dumps({
-        "format": "fleetid.subid journal 1",
-        "first": {"path": "/etc/subuid", "old": None if old is None else base64.b64encode(old).decode(),
-                  "old_sha256": _sha256(old), "new_sha256": _sha256(b"new\n")},
-        "second": {"path": "/etc/subgid", "old_sha256": _sha256(b"g"), "new_sha256": _sha256(b"g2")},
-    }).encode() + b"\n"
-    entry = subid_file.read_journal(data)
-    assert subid_file.old_content(entry, {}.get) == old
-    assert subid_file.journal_state(entry, b"new\n", b"g", {}.get) == "split"
-    assert subid_file.journal_state(entry, old, b"g", {}.get) == "before"
-    assert subid_file.journal_state(entry, b"new\n", b"g2", {}.get) == "after"
-    assert subid_file.journal_state(entry, b"new\n", b"g3", {}.get) == "changed"
+        assert _subid_transaction.journal_state(entry, old, x, {}.get) == "changed"
+        with pytest.raises(_subid_edit.SubidError, match="is missing"):
+            _subid_transaction.old_content(entry, {}.get)
 
 
 @pytest.mark.parametrize("data", [b"", b'{"format": "fleetid.subid journal 2", "first": {"path": "/etc/su',
                                   b'{"format": "fleetid.subid journal 9", "first": {}, "second": {}}',
+                                  b'{"format": "fleetid.subid journal 1", "first": {"path": "/etc/subuid", "old": null}, '
+                                  b'"second": {"path": "/etc/subgid"}}',
                                   b'{"format": "fleetid.subid journal 2", "first": {"path": "/a", "old_kept": 1, '
                                   b'"new_sha256": null}, "second": {"path": "/b", "old_kept": false, "new_sha256": null}}'])
 def test_an_incomplete_or_unknown_journal_reads_as_none(data):
-    assert subid_file.read_journal(data) is None
+    assert _subid_transaction.read_journal(data) is None
 
 
 def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alike():
@@ -527,7 +515,7 @@ def test_an_edit_of_the_same_text_takes_the_other_files_lines_and_edits_alike():
     items = [{"name": "alice", "start": 100000, "count": 10}, {"name": "carol", "start": 200000, "count": 10}]
     wanted = desired_entries(items, 1000, "subuid")
     first = edit_text("/etc/subuid", text, wanted, aliases_of)
-    assert first.spans == subid_file._alias_lines(text, first.alias) and len(first.spans) == 2
+    assert first.spans == _subid_edit._alias_lines(text, first.alias) and len(first.spans) == 2
     alone = edit_text("/etc/subgid", text, wanted, aliases_of)
     second = edit_text("/etc/subgid", "".join(text), wanted, aliases_of, previous=first)
     assert second.spans is first.spans

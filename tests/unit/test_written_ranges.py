@@ -7,7 +7,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidError, edit_text, written_ranges
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
+    SubidError,
+    edit_text,
+    written_ranges,
+)
 
 # tests/unit is on sys.path: alice is UID 2001 and bob 2002, as in the fast reader's tests.
 from test_subid_file_fast import aliases_of, wanted_ranges as wanted_of

@@ -1,4 +1,4 @@
-"""fleetid.subid.owner_groups through ansible-playbook, with the machine's real NSS
+"""fleetid.subid.owners_info through ansible-playbook, with the machine's real NSS
 (getent): members by primary GID, a group that does not resolve, an owner that does not
 resolve, listed owners winning, and the owners present in a subuid file."""
 
@@ -21,7 +21,7 @@ def by_primary_gid(gid):
 
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
-    res = run_module("fleetid.subid.owner_groups", {
+    res = run_module("fleetid.subid.owners_info", {
         "groups": ["root", {"name": "daemon", "count": 131072}, "fleetid-no-such-group"],
         "owners": [{"name": "root", "count": 5}, "fleetid-no-such-user"],
         "subuid_path": str(subuid),
@@ -47,14 +47,14 @@ def test_groups_and_owners_resolve_through_nss(run_module, subuid, check_mode):
     assert any("fleetid-no-such-group does not resolve" in w for w in res["warnings"])
     assert res["accounts"]["root"]["uid"] == 0 and res["accounts"]["daemon"]["uid"] == pwd.getpwnam("daemon").pw_uid
     assert res["unresolved"] == ["fleetid-no-such-user"]
-    assert {"kind": "uid", "id": 0, "name": "root"} in res["resolved_ids"]
-    assert {"kind": "gid", "id": 0, "name": "group root; primary group of root"} in res["resolved_ids"]
-    assert res["present_owners"] == ["alice", "bob"]  # shadow skips the NIS line
+    assert {"kind": "uid", "id": 0, "name": "root"} in res["host_state"]["resolved_ids"]
+    assert {"kind": "gid", "id": 0, "name": "group root; primary group of root"} in res["host_state"]["resolved_ids"]
+    assert res["host_state"]["present_owners"] == ["alice", "bob"]  # shadow skips the NIS line
 
 
 def test_a_bad_group_item_fails_naming_it(run_module, subuid):
     args = {"groups": [{"name": "root", "size": 1}], "subuid_path": str(subuid)}
-    res = run_module("fleetid.subid.owner_groups", args)
+    res = run_module("fleetid.subid.owners_info", args)
     assert res["failed"] and res["msg"] == "owner group 'root' has unknown key(s): size (allowed: name, count, scope)"
 
 
@@ -67,14 +67,14 @@ def test_current_ranges_are_what_the_subid_module_would_leave_as_they_are(run_mo
     subgid.write_text("%d:100000:65536\nfleetid-svc:165536:65536\n# apart\nfleetid-svc:231072:65536\n" % uid)
     args = {"owners": ["daemon", "fleetid-svc", "fleetid-absent"], "subuid_path": str(subuid),
             "subgid_path": str(subgid)}
-    res = run_module("fleetid.subid.owner_groups", args)
-    assert res["current_ranges"] == {
+    res = run_module("fleetid.subid.owners_info", args)
+    assert res["host_state"]["current_ranges"] == {
         "subuid": {"daemon": [[100000, 65536]], "fleetid-svc": [[165536, 65536], [231072, 65536]]},
         "subgid": {"daemon": None, "fleetid-svc": None},
         "interrupted_write": False,
     }
     (tmp_path / ".subuid.fleetid-journal").write_text("{}")
     subgid.unlink()
-    res = run_module("fleetid.subid.owner_groups", args)
-    assert res["current_ranges"]["interrupted_write"] is True
-    assert res["current_ranges"]["subgid"] == {}
+    res = run_module("fleetid.subid.owners_info", args)
+    assert res["host_state"]["current_ranges"]["interrupted_write"] is True
+    assert res["host_state"]["current_ranges"]["subgid"] == {}

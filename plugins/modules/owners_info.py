@@ -9,9 +9,9 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: owner_groups
-short_description: Resolve owner groups and owners through the host's NSS, directory users included
-version_added: 0.2.0
+module: owners_info
+short_description: Resolve owners and owner groups through the host's NSS, with the host's state for allocate
+version_added: 0.1.0
 description:
   - Turns O(groups) into owners. Each member of each group becomes an owner with the group's
     C(count) and C(scope), after the owners in O(owners), which win for a name they list.
@@ -26,9 +26,12 @@ description:
     checks of M(fleetid.subid.allocate) and M(fleetid.subid.audit).
   - Reads the owner names in O(subuid_path), so a run can tell which owners have lines here but
     are no longer requested (for example a member who left a group).
-  - Reports the ranges the owners' lines in O(subuid_path) and O(subgid_path) hold now, in
-    RV(current_ranges). Given to M(fleetid.subid.allocate), they tell whether writing its result
-    with M(fleetid.subid.subid) would change anything, so a converged host needs no write.
+  - Reports the ranges the owners' lines in O(subuid_path) and O(subgid_path) hold now. Given to
+    M(fleetid.subid.allocate), they tell whether writing its result with M(fleetid.subid.subid)
+    would change anything, so a converged host needs no write.
+  - The last three come together in RV(host_state), the one value
+    M(fleetid.subid.allocate) takes from this module
+    (O(fleetid.subid.allocate#module:host_state)).
   - Changes nothing. All of this is one module call per host, with three C(getent) processes.
 author:
   - fleetid.subid maintainers (@fleetid)
@@ -48,15 +51,8 @@ options:
     type: list
     elements: raw
     default: []
-  subuid_path:
-    description: Path of the subuid file whose owners are returned in RV(present_owners).
-    type: path
-    default: /etc/subuid
-  subgid_path:
-    description: Path of the subgid file, read for RV(current_ranges).
-    type: path
-    default: /etc/subgid
 extends_documentation_fragment:
+  - fleetid.subid.subid_paths
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -76,7 +72,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Every member of developers is an owner; bob gets more IDs
-  fleetid.subid.owner_groups:
+  fleetid.subid.owners_info:
     groups: [developers, {name: ci, count: 1048576}]
     owners: [{name: bob, count: 4194304}]
   register: resolved
@@ -86,8 +82,7 @@ EXAMPLES = r"""
     ledger: "{{ subid_ledger }}"
     pool: "{{ subid_pool }}"
     owners: "{{ resolved.owners }}"
-    resolved_ids: "{{ resolved.resolved_ids }}"
-    present_owners: "{{ resolved.present_owners }}"
+    host_state: "{{ resolved.host_state }}"
 """
 
 RETURN = r"""
@@ -132,36 +127,42 @@ unresolved:
   returned: always
   type: list
   elements: str
-resolved_ids:
-  description: Every UID and GID resolved (owners' UIDs and primary GIDs, the groups' GIDs), for collision checks.
-  returned: always
-  type: list
-  elements: dict
-  sample: [{kind: uid, id: 70001, name: dana}, {kind: gid, id: 70500, name: group developers}]
-present_owners:
-  description: Owner fields of the lines in O(subuid_path), in file order, without duplicates.
-  returned: always
-  type: list
-  elements: str
-current_ranges:
+host_state:
   description:
-    - What the subid files hold now for the owners in RV(owners), for the O(fleetid.subid.allocate#module:current_ranges)
-      option of M(fleetid.subid.allocate).
-    - Under C(subuid) and C(subgid), owner name -> the C([start, count]) of its lines in file order, when
-      they are exactly the lines M(fleetid.subid.subid) writes for those ranges; V(null) when that module
-      would rewrite them whatever the ranges (a line in UID form, lines apart). Owners without lines are
-      left out. A file that shadow does not read line by line (a NUL byte) is V(null) as a whole.
-    - C(interrupted_write) is V(true) when M(fleetid.subid.subid) left a journal of an interrupted write,
-      which its next run repairs.
+    - What M(fleetid.subid.allocate) needs to know of this host, for its
+      O(fleetid.subid.allocate#module:host_state) option.
   returned: always
   type: dict
-  sample: {subuid: {dana: [[1000000, 65536]], erik: null}, subgid: {dana: [[1000000, 65536]]}, interrupted_write: false}
+  contains:
+    resolved_ids:
+      description: Every UID and GID resolved (owners' UIDs and primary GIDs, the groups' GIDs), for collision checks.
+      type: list
+      elements: dict
+      sample: [{kind: uid, id: 70001, name: dana}, {kind: gid, id: 70500, name: group developers}]
+    present_owners:
+      description: Owner fields of the lines in O(subuid_path), in file order, without duplicates.
+      type: list
+      elements: str
+    current_ranges:
+      description:
+        - What the subid files hold now for the owners in RV(owners).
+        - Under C(subuid) and C(subgid), owner name -> the C([start, count]) of its lines in file order, when
+          they are exactly the lines M(fleetid.subid.subid) writes for those ranges; V(null) when that module
+          would rewrite them whatever the ranges (a line in UID form, lines apart). Owners without lines are
+          left out. A file that shadow does not read line by line (a NUL byte) is V(null) as a whole.
+        - C(interrupted_write) is V(true) when M(fleetid.subid.subid) left a journal of an interrupted write,
+          which its next run repairs.
+      type: dict
+      sample: {subuid: {dana: [[1000000, 65536]], erik: null}, subgid: {dana: [[1000000, 65536]]}, interrupted_write: false}
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils._accounts import aliases_of
+from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, getent
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import written_ranges
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     DirectoryError,
     group_members,
@@ -172,28 +173,62 @@ from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     parse_passwd,
     resolved_ids,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils._accounts import aliases_of
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import UnsafePathError, read_regular
-from ansible_collections.fleetid.subid.plugins.module_utils.subid_file import SubidFile, journal_path, written_ranges
 
 
-def getent(module, binary, database, keys=()):
-    """``getent DATABASE [KEYS...]`` output. rc 2 means some key (or, without keys,
-    enumeration) found nothing: the entries found are still printed."""
-    rc, out, err = module.run_command([binary, database] + list(keys), environ_update={"LC_ALL": "C"})
-    if rc not in (0, 2):
-        module.fail_json(msg="getent %s %s failed (rc=%d): %s" % (database, " ".join(keys), rc, err.strip()))
-    return out
+def resolve_accounts(module, names, known):
+    """name -> account of each of ``names`` that resolves: from ``known`` (what the host
+    lists without keys), else by key, so that a directory that does not enumerate is
+    asked for the names alone."""
+    accounts = {name: known[name] for name in names if name in known}
+    missing = [name for name in names if name not in accounts]
+    if missing:
+        by_key = parse_passwd(getent(module, "passwd", missing, required=True))
+        for name in missing:
+            if name in by_key:
+                accounts[name] = by_key[name]
+            elif name.isdigit():  # a numeric owner field: getent printed the account of that UID
+                entry = next((e for e in by_key.values() if e["uid"] == int(name)), None)
+                if entry is not None:
+                    accounts[name] = entry
+    return accounts
+
+
+def read_texts(module):
+    texts = {}
+    for kind in ("subuid", "subgid"):
+        path = module.params[kind + "_path"]
+        try:
+            data = read_regular(path)
+        except (OSError, UnsafePathError) as exc:
+            module.fail_json(msg="%s cannot be read: %s" % (path, exc))
+        texts[kind] = "" if data is None else data.decode("utf-8", "surrogateescape")
+    return texts
+
+
+def host_state(module, names, accounts, resolved_groups):
+    """The RV(host_state) allocate takes: resolved IDs, the owners with lines here, and
+    the ranges the owners' lines hold now."""
+    texts = read_texts(module)
+    present = []
+    for entry in SubidFile(module.params["subuid_path"], texts["subuid"]).entries:
+        if not entry.ignored and entry.owner not in present:
+            present.append(entry.owner)
+    cache = {}  # owner field -> pwd entry, looked up once for both files
+    current = {kind: written_ranges(texts[kind], names, lambda owner: aliases_of(owner, cache))
+               for kind in ("subuid", "subgid")}
+    current["interrupted_write"] = SubidTransaction(module.params["subuid_path"],
+                                                    module.params["subgid_path"]).interrupted()
+    return {"resolved_ids": resolved_ids(accounts, resolved_groups), "present_owners": present,
+            "current_ranges": current}
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
+        argument_spec=dict(SUBID_PATHS_SPEC, **{
             "groups": {"type": "list", "elements": "raw", "default": []},
             "owners": {"type": "list", "elements": "raw", "default": []},
-            "subuid_path": {"type": "path", "default": "/etc/subuid"},
-            "subgid_path": {"type": "path", "default": "/etc/subgid"},
-        },
+        }),
         supports_check_mode=True,
     )
     try:
@@ -204,52 +239,27 @@ def main():
     for item in owners:
         if not isinstance(owner_name(item) if isinstance(item, (str, dict)) else None, str):
             module.fail_json(msg="each owner must be a name or a mapping with 'name', got %r" % (item,))
-    binary = module.get_bin_path("getent", required=True)
 
-    resolved_groups = parse_groups(getent(module, binary, "group", [g["name"] for g in groups])) if groups else {}
-    # What the host lists without keys: its local accounts and any source that enumerates.
-    # Used for members by primary GID only; a directory is never enumerated here.
-    known = parse_passwd(getent(module, binary, "passwd")) if groups else {}
-    merged, added = merge_owners(owners, groups, resolved_groups, known)
+    try:
+        resolved_groups = parse_groups(getent(module, "group", [g["name"] for g in groups], required=True)) \
+            if groups else {}
+        # What the host lists without keys: its local accounts and any source that enumerates.
+        # Used for members by primary GID only; a directory is never enumerated here.
+        known = parse_passwd(getent(module, "passwd", required=True)) if groups else {}
+        merged, added = merge_owners(owners, groups, resolved_groups, known)
+        names = []
+        for item in merged:
+            name = owner_name(item)
+            if name not in names:
+                names.append(name)
+        accounts = resolve_accounts(module, names, known)
+    except GetentError as exc:
+        module.fail_json(msg=str(exc))
 
-    names = []
-    for item in merged:
-        name = owner_name(item)
-        if name not in names:
-            names.append(name)
-    accounts = {name: known[name] for name in names if name in known}
-    missing = [name for name in names if name not in accounts]
-    if missing:
-        by_key = parse_passwd(getent(module, binary, "passwd", missing))
-        for name in missing:
-            if name in by_key:
-                accounts[name] = by_key[name]
-            elif name.isdigit():  # a numeric owner field: getent printed the account of that UID
-                entry = next((e for e in by_key.values() if e["uid"] == int(name)), None)
-                if entry is not None:
-                    accounts[name] = entry
-
-    warnings = ["owner group %s does not resolve on this host (getent group %s): it adds no owners here"
-                % (g["name"], g["name"]) for g in groups if g["name"] not in resolved_groups]
-    for warning in warnings:
-        module.warn(warning)
-
-    texts = {}
-    for kind in ("subuid", "subgid"):
-        path = module.params[kind + "_path"]
-        try:
-            data = read_regular(path)
-        except (OSError, UnsafePathError) as exc:
-            module.fail_json(msg="%s cannot be read: %s" % (path, exc))
-        texts[kind] = "" if data is None else data.decode("utf-8", "surrogateescape")
-    present = []
-    for entry in SubidFile(module.params["subuid_path"], texts["subuid"]).entries:
-        if not entry.ignored and entry.owner not in present:
-            present.append(entry.owner)
-    cache = {}  # owner field -> pwd entry, looked up once for both files
-    current = {kind: written_ranges(texts[kind], names, lambda owner: aliases_of(owner, cache))
-               for kind in ("subuid", "subgid")}
-    current["interrupted_write"] = os.path.lexists(journal_path(module.params["subuid_path"]))
+    for g in groups:
+        if g["name"] not in resolved_groups:
+            module.warn("owner group %s does not resolve on this host (getent group %s): it adds no owners here"
+                        % (g["name"], g["name"]))
 
     module.exit_json(
         changed=False,
@@ -262,9 +272,7 @@ def main():
         added=dict(added),
         accounts=accounts,
         unresolved=[name for name in names if name not in accounts],
-        resolved_ids=resolved_ids(accounts, {name: resolved_groups[name] for name in resolved_groups}),
-        present_owners=present,
-        current_ranges=current,
+        host_state=host_state(module, names, accounts, resolved_groups),
     )
 
 
