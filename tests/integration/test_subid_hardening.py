@@ -14,6 +14,7 @@ import time
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
 from ansible_collections.fleetid.subid.plugins.modules import subid
 
 SEED = "# by hand\nbob:500000:10\n"
@@ -118,14 +119,14 @@ def test_a_failure_replacing_subgid_rolls_subuid_back(files, monkeypatch):
     # The rename of the subgid file fails after the subuid file was replaced. (A real
     # cause, an immutable subgid file, is refused earlier: it cannot be linked.)
     before = snapshot(files)
-    real = subid.swap_in
+    real = SubidTransaction._swap_in
 
-    def swap_in(module, tmp, path):
+    def swap_in(transaction, tmp, path):
         if path == str(files["subgid"]):
             raise PermissionError(1, "Operation not permitted", tmp, None, path)
-        real(module, tmp, path)
+        real(transaction, tmp, path)
 
-    monkeypatch.setattr(subid, "swap_in", swap_in)
+    monkeypatch.setattr(SubidTransaction, "_swap_in", swap_in)
     with pytest.raises(subid.SubidError) as refused:
         subid.apply(build(files, ALICE))
     assert str(refused.value) == (
@@ -157,14 +158,14 @@ def killed_between_the_renames(files):
     module = build(files, ALICE)
 
     def work():
-        real = subid.swap_in
+        real = SubidTransaction._swap_in
 
-        def swap_in(module, tmp, path):
-            real(module, tmp, path)
+        def swap_in(transaction, tmp, path):
+            real(transaction, tmp, path)
             if path == str(files["subuid"]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        subid.swap_in = swap_in
+        SubidTransaction._swap_in = swap_in
         subid.apply(module)
 
     dummy, status = os.waitpid(fork(work), 0)

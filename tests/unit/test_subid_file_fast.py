@@ -1,4 +1,5 @@
-"""The fast readers of subid_file against the exact one, so that a divergence fails.
+"""The fast readers (_subid_fast, and the spliced edit of _subid_edit) against the exact
+one (_subid_read), so that a divergence fails.
 
 The module reads a big file in two fast ways: edit_text finds a listed owner's lines with
 one regex search and copies the rest unread (_edit_spliced), and check_edit reads the
