@@ -34,9 +34,9 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError, check_owner_name, make_range
 
+
 class SubidError(ValueError):
     """A refused change; the message names the file, line and range at fault."""
-
 
 
 def _refused(path, problems):
@@ -352,7 +352,6 @@ def written_ranges(text, owners, aliases_of):
     return held
 
 
-
 def _shadow_view(text, alias):
     """What shadow reads from ``text``: (line where it fails or None, the other owners'
     entries in order, {listed owner: [(start, count), ...]})."""
@@ -384,14 +383,12 @@ def _check_shadow_view(path, old, new, alias, wanted):
         "byte by hand" % (path, nul) if nul else "")])
 
 
-
 def line_changes(edit):
     """``(added, removed)`` lines (without newline) of an edit, lines kept as they were
     left out. Only the listed owners' lines can change."""
     written = ["%s:%d:%d" % (name, rng.start, rng.count) for name, rng, line in edit.listed]
     old, new = set(edit.removed), set(written)
     return [line for line in written if line not in old], [line for line in edit.removed if line not in new]
-
 
 
 def overlapping_others(edit, starts, ends):

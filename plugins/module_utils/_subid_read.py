@@ -47,7 +47,6 @@ LAST_ID = ID_LIMIT - 1
 _BUFLEN = 4096
 
 
-
 class Entry(collections.namedtuple("Entry", "owner start count line note last_line ignored",
                                    defaults=(None, None, False))):
     """One line that holds a range, as shadow reads it: ``line`` is its 1-based number in
@@ -197,7 +196,6 @@ def _commonio_spans(data):
         spans.append((start, pos, buf[:buf.rfind(b"\n")] if b"\n" in buf else buf))
 
 
-
 def parse_line(body, number, last_line=None, joined=None):
     """An Entry from the C string shadow's subordinate_parse() gets, or None when it holds
     no range. ``joined``: a note saying how shadow joined physical lines into ``body``."""
@@ -256,7 +254,6 @@ def _is_comment_or_blank(body):
     return not body.strip() or body.lstrip().startswith("#")
 
 
-
 class SubidFile:
     """The lines of one subuid/subgid file and the entries shadow reads among them."""
 
@@ -305,11 +302,9 @@ def compat_problems(body, entry):
     return problems
 
 
-
 def unreadable_message(path, number):
     return ("%s line %d has a NUL byte before its newline and nothing after it, so shadow cannot read %s at "
             "all (newuidmap fails for every owner): remove the NUL byte by hand" % (path, number, path))
-
 
 
 def needs_model(text):

@@ -22,7 +22,7 @@ description:
     user whose primary group is the group but who is not in its member list is B(not) seen when the
     directory does not enumerate (SSSD's default C(enumerate = false)); list such users in O(owners).
   - Resolves every owner by name (C(getent passwd NAME...)), so directory accounts that the host
-    cannot enumerate are found too, and returns their IDs in RV(resolved_ids) for the collision
+    cannot enumerate are found too, and returns their IDs in RV(host_state.resolved_ids) for the collision
     checks of M(fleetid.subid.allocate) and M(fleetid.subid.audit).
   - Reads the owner names in O(subuid_path), so a run can tell which owners have lines here but
     are no longer requested (for example a member who left a group).

@@ -23,7 +23,7 @@ class Host:
         return found
 
     def run_command(self, argv, environ_update=None):
-        done = subprocess.run(argv, capture_output=True, text=True, env=dict(environ_update or {}, PATH="/usr/bin:/bin"))
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=dict(environ_update or {}, PATH="/usr/bin:/bin"))
         return done.returncode, done.stdout, done.stderr
 
 
