@@ -207,15 +207,19 @@ def fcntl_lock(path, timeout=PWD_LOCK_TIMEOUT):
 def subid_locks(paths, timeout=15.0):
     """Every lock shadow takes before changing ``paths``, in shadow's order: the
     account-database lock of each folder (see pwd_lock), then ``<path>.lock`` for each
-    file (see file_lock). ``timeout`` applies to every lock but lckpwdf(), whose 15 s
-    are glibc's. Released in reverse order, also on errors. Refuses (UnsafePathError)
-    a file in a folder that other users can write (see folder_problems). Yields Locks."""
+    file (see file_lock) in the order given, which must be shadow's: the subuid file
+    before the subgid file, as useradd and usermod lock them. (Taken the other way round,
+    a run and a useradd that holds the subuid lock wait for each other until one times
+    out.) ``timeout`` applies to every lock but lckpwdf(), whose 15 s are glibc's.
+    Released in reverse order, also on errors. Refuses (UnsafePathError) a file in a
+    folder that other users can write (see folder_problems). Yields Locks."""
     for path in paths:
         check_folder(path)
     with contextlib.ExitStack() as stack:
         folders = sorted({os.path.realpath(os.path.dirname(os.path.abspath(p))) for p in paths})
         checks = [stack.enter_context(pwd_lock(folder, timeout)) for folder in folders]
-        checks.extend(stack.enter_context(file_lock(path, timeout)) for path in sorted(set(paths)))
+        ordered = [path for i, path in enumerate(paths) if path not in paths[:i]]
+        checks.extend(stack.enter_context(file_lock(path, timeout)) for path in ordered)
         yield Locks(checks)
 
 
@@ -329,16 +333,21 @@ def _remove_dead_pid_files(path):
         except (OSError, UnsafePathError):
             continue
         # Empty: killed between creating it and writing its PID.
-        if content is not None and content.strip() in (b"", pid.encode()):
+        if content is not None and (not content.strip(b"\0 \n") or _pid_in(content) == int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(full)
+
+
+def _pid_in(data):
+    """The PID a lock or PID file holds, read as shadow reads it: shadow writes the PID
+    and its C string's NUL byte, and reads up to the first NUL; None without one."""
+    text = (data or b"").split(b"\0", 1)[0].strip()
+    return int(text) if text.isdigit() else None
 
 
 def _read_pid(lock):
     """The PID in a regular file ``lock`` (never read through a link), or None."""
     try:
-        text = read_regular(lock)
+        return _pid_in(read_regular(lock))
     except (OSError, UnsafePathError):
         return None
-    text = (text or b"").strip()
-    return int(text) if text.isdigit() else None
