@@ -387,9 +387,12 @@ def file_findings(params, texts):
     if data is not None:
         entry = read_journal(data)
         state = None
-        if entry is not None and not any(isinstance(t, UnsafePathError) for t in texts.values()):
-            state = journal_state(entry, *[None if texts[k] is None else texts[k].encode("utf-8", "surrogateescape")
-                                           for k in ("subuid", "subgid")], read=_read_or_none)
+        if entry is not None and not any(isinstance(t, UnsafePathError) for t in texts.values()) \
+                and (entry["first"]["path"], entry["second"]["path"]) == (params["subuid_path"], params["subgid_path"]):
+            try:
+                state = journal_state(entry)
+            except (OSError, UnsafePathError):
+                state = "changed"
         if state == "split":
             add("critical", "interrupted_write", params["subuid_path"], "%s was replaced by a run of "
                 "fleetid.subid.subid that was interrupted before it replaced %s (journal %s): the two files "
@@ -400,14 +403,6 @@ def file_findings(params, texts):
                 "(%s); the next run of the module removes it" % (
                     journal, "the files changed since" if state == "changed" else "the files agree"))
     return found
-
-
-def _read_or_none(path):
-    """A regular file's bytes; None when it is missing or cannot be read safely."""
-    try:
-        return read_regular(path)
-    except (OSError, UnsafePathError):
-        return None
 
 
 def main():

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from ansible_collections.fleetid.subid.plugins.module_utils import _subid_edit
 from ansible_collections.fleetid.subid.plugins.module_utils import _subid_fast
 from ansible_collections.fleetid.subid.plugins.module_utils import _subid_read
-from ansible_collections.fleetid.subid.plugins.module_utils import _subid_transaction
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     SubidError,
     check_edit,
@@ -440,59 +439,6 @@ def test_one_count_overlaps_across_digit_lengths_as_brute_force_counts_them(line
     outcomes = refusals_by_both_readers(text, want)
     assert outcomes[0] == outcomes[1]
     assert (outcomes[0] is None) == (brute == 0)
-
-
-def _sha256(data):
-    import hashlib
-
-    return None if data is None else hashlib.sha256(data).hexdigest()
-
-
-@pytest.mark.parametrize("old", [None, b"", b"alice:100000:65536\n", bytes(range(256)) * 3])
-@pytest.mark.parametrize("path", ["/etc/subuid", '/t/a"b\\u0000old\\u0000"/subuid', "/t/\u00e9"])
-@pytest.mark.parametrize("second", ["other", "equal copies", "swapped copies", "no file"])
-def test_the_journal_holds_the_new_digests_and_which_old_files_are_kept(old, path, second):
-    import json
-
-    new = b"bob:1:2\n"
-
-    def copy(data):  # equal content, another object
-        return None if data is None else bytes(bytearray(data))
-
-    x, y = {"other": (b"x", b"y"), "equal copies": (copy(old), copy(new)),
-            "swapped copies": (copy(new), copy(old)), "no file": (None, b"y")}[second]
-    data = _subid_transaction.journal_bytes((path, old is not None, new), ("/etc/subgid", x is not None, y))
-    assert json.loads(data) == {
-        "format": "fleetid.subid journal 2",
-        "first": {"path": path, "old_kept": old is not None, "new_sha256": _sha256(new)},
-        "second": {"path": "/etc/subgid", "old_kept": x is not None, "new_sha256": _sha256(y)},
-    }
-    entry = _subid_transaction.read_journal(data)
-    kept = {_subid_transaction.old_copy_path(path): old, _subid_transaction.old_copy_path("/etc/subgid"): x}
-    kept = {name: content for name, content in kept.items() if content is not None}
-    assert _subid_transaction.journal_state(entry, old, x, kept.get) == "before"
-    assert _subid_transaction.journal_state(entry, new, x, kept.get) == ("before" if old == new else "split")
-    assert _subid_transaction.journal_state(entry, new, y, kept.get) == (
-        "before" if (old, x) == (new, y) else "split" if x == y else "after")
-    assert _subid_transaction.journal_state(entry, new + b"#", x, kept.get) == "changed"
-    assert _subid_transaction.journal_state(entry, new, b"#", kept.get) == "changed"
-    assert _subid_transaction.old_content(entry, kept.get) == old
-    if old is not None:
-        # The kept file is the old content: without it, the old first file is neither old
-        # nor new.
-        assert _subid_transaction.journal_state(entry, old, x, {}.get) == "changed"
-        with pytest.raises(_subid_edit.SubidError, match="is missing"):
-            _subid_transaction.old_content(entry, {}.get)
-
-
-@pytest.mark.parametrize("data", [b"", b'{"format": "fleetid.subid journal 2", "first": {"path": "/etc/su',
-                                  b'{"format": "fleetid.subid journal 9", "first": {}, "second": {}}',
-                                  b'{"format": "fleetid.subid journal 1", "first": {"path": "/etc/subuid", "old": null}, '
-                                  b'"second": {"path": "/etc/subgid"}}',
-                                  b'{"format": "fleetid.subid journal 2", "first": {"path": "/a", "old_kept": 1, '
-                                  b'"new_sha256": null}, "second": {"path": "/b", "old_kept": false, "new_sha256": null}}'])
-def test_an_incomplete_or_unknown_journal_reads_as_none(data):
-    assert _subid_transaction.read_journal(data) is None
 
 
 def test_a_second_edit_of_the_same_text_shares_the_bulk_reading_and_refuses_alike():
