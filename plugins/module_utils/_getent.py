@@ -27,7 +27,8 @@ def getent(module, database, keys=(), required=False):
     binary = module.get_bin_path("getent", required=required)
     if binary is None:
         return None
-    argv = [binary, database] + list(keys)
+    # Keys after "--": a name such as "-bob" (a directory may hold one) is a key, never an option.
+    argv = [binary, database] + (["--"] + list(keys) if keys else [])
     rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
     if rc not in (0, 2):
         raise GetentError("getent %s failed (rc=%d): %s" % (" ".join([database] + list(keys)), rc, err.strip()))

@@ -44,6 +44,11 @@ def test_a_key_that_finds_nothing_is_no_failure():
     assert getent(Host(), "passwd", ["root", "no-such-account-x"]).startswith("root:x:0:0:")
 
 
+def test_a_key_that_starts_with_a_dash_is_a_key_not_an_option():
+    # getent would read "-x" as an option and fail for every key.
+    assert getent(Host(), "passwd", ["-x", "root"]).startswith("root:x:0:0:")
+
+
 def test_a_failing_getent_is_an_error_naming_the_command():
     with pytest.raises(GetentError, match=r"\Agetent nosuchdb failed \(rc=1\): Unknown database: nosuchdb"):
         getent(Host(), "nosuchdb")
