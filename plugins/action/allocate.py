@@ -15,11 +15,11 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     parse_owners,
     parse_pool,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids_in_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX, LedgerError, render_block
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger, owners_blocks
+from ansible_collections.fleetid.subid.plugins.plugin_utils import host_rules
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, render_block
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
 
 ARGUMENT_SPEC = {
     "ledger": specs.LEDGER,
@@ -27,61 +27,17 @@ ARGUMENT_SPEC = {
     "owners": {"type": "list", "elements": "raw", "required": True},
     "hold": {"type": "list", "elements": "str", "default": []},
     "lock_timeout": specs.LOCK_TIMEOUT,
-    "resolved_ids": {"type": "list", "elements": "dict", "default": [], "options": {
-        "kind": {"type": "str", "required": True, "choices": ["uid", "gid"]},
-        "id": {"type": "int", "required": True},
-        "name": {"type": "str", "required": True},
+    "host_state": {"type": "dict", "default": {}, "options": {
+        "resolved_ids": {"type": "list", "elements": "dict", "default": [], "options": {
+            "kind": {"type": "str", "required": True, "choices": ["uid", "gid"]},
+            "id": {"type": "int", "required": True},
+            "name": {"type": "str", "required": True},
+        }},
+        "present_owners": {"type": "list", "elements": "str", "default": []},
+        "current_ranges": {"type": "dict"},
     }},
-    "present_owners": {"type": "list", "elements": "str", "default": []},
-    "current_ranges": {"type": "dict"},
+    "report_unrequested": {"type": "bool", "default": True},
 }
-
-
-def _retired(requests):
-    """Owners whose lines leave this host: listed only as released or reclaimed."""
-    present = {r.name for r in requests if r.state == "present"}
-    return sorted({r.name for r in requests if r.state != "present"} - present)
-
-
-def _refuse_pool_over_ids(pool, resolved, host):
-    """A RangeError when a pool range (outside ``reserved`` and the floor) holds an ID the
-    host resolved: such a pool could hand out a directory user's own ID, and a directory
-    that is not enumerated may hold more IDs around it."""
-    hits = ids_in_ranges(resolved, pool.ranges, pool.reserved, pool.floor)
-    if hits:
-        raise RangeError(
-            "the pool is refused, nothing was allocated or written: %s. A directory that cannot be "
-            "enumerated may hold more IDs near these; declare its ID ranges in the pool's reserved list "
-            "(e.g. {start: 10000, count: 1990000} for LDAP IDs 10000-1999999, or {start: 200000, count: "
-            "2000000000} for SSSD's ID mapping) or move the pool's ranges above them" % "; ".join(
-                "pool range %d-%d contains %s %d of %s (resolved on %s)" % (
-                    rng.start, rng.last, entry["kind"].upper(), entry["id"], entry["name"], host)
-                for entry, rng in hits[:5]))
-
-
-def _unrequested(store, pool, present, requests, held, host):
-    """Owners with a line on the host (``present``) and an active ledger block for it that
-    this run no longer asks for: a member who left an owner group, an owner dropped from
-    subid_owners. They keep their lines and blocks until released explicitly."""
-    names = set(present) - {r.name for r in requests} - held
-    if not names:
-        return []
-    return sorted({b.owner for b in owners_blocks(store, names, pool) if b.state == "active"
-                   and (b.scope == FLEET or b.scope == HOST_PREFIX + host)})
-
-
-def _in_step(current, entries):
-    """Whether the host's files, as owner_groups read them (``current``), hold exactly
-    ``entries`` for both subuid and subgid: each owner's [start, count] pairs in order, as
-    the subid module would write them, and no interrupted write for it to repair."""
-    if not current or current.get("interrupted_write") is not False:
-        return False
-    wanted = {}
-    for entry in entries:
-        wanted.setdefault(entry["name"], []).append([entry["start"], entry["count"]])
-    return all(isinstance(current.get(kind), dict)
-               and all(current[kind].get(name) == ranges for name, ranges in wanted.items())
-               for kind in ("subuid", "subgid"))
 
 
 def _block_dict(block):
@@ -103,11 +59,13 @@ class ActionModule(ActionBase):
             pool = parse_pool(args["pool"])
             held = set(args["hold"])
             requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
-            _refuse_pool_over_ids(pool, args["resolved_ids"], host)
+            state = args["host_state"] or {}
+            host_rules.refuse_pool_over_ids(pool, state.get("resolved_ids") or [], host)
             with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
                 result["ledger"] = store.location
                 current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
-                unrequested = _unrequested(store, pool, args["present_owners"], requests, held, host)
+                present = (state.get("present_owners") or []) if args["report_unrequested"] else []
+                unrequested = host_rules.unrequested(store, pool, present, requests, held, host)
         except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
             result.update(failed=True, msg=str(exc))
             return result
@@ -128,10 +86,10 @@ class ActionModule(ActionBase):
             reactivated=[_block_dict(b) for b in outcome.reactivated],
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
-            retired=[{"name": name} for name in _retired(requests)],
+            retired=[{"name": name} for name in host_rules.retired(requests)],
             unrequested=unrequested,
             floor=pool.floor,
-            in_step=_in_step(args["current_ranges"], entries),
+            in_step=host_rules.in_step(state.get("current_ranges"), entries),
         )
         if unrequested:
             result.setdefault("warnings", []).append(

@@ -96,48 +96,61 @@ options:
     type: list
     elements: str
     default: []
-  resolved_ids:
+  host_state:
     description:
-      - IDs that the host resolved through NSS, as returned by RV(fleetid.subid.owner_groups#module:resolved_ids).
-        These are the UIDs and primary GIDs of the owners (directory users included) and the GIDs of the owner groups.
-      - When a range of O(pool.ranges) contains one of them outside O(pool.reserved) and above O(pool.floor),
-        the pool is refused before anything is allocated, and nothing is written to the ledger or any host.
-        A directory that cannot be enumerated may hold more IDs near a resolved one, so the pool
-        must reserve the directory's ID ranges rather than carve around single IDs.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      kind:
-        description: V(uid) or V(gid).
-        type: str
-        required: true
-        choices: [uid, gid]
-      id:
-        description: The ID.
-        type: int
-        required: true
-      name:
-        description: Whose ID it is, for the message.
-        type: str
-        required: true
-  present_owners:
-    description:
-      - Owner fields of the host's current C(/etc/subuid) lines, as returned by
-        RV(fleetid.subid.owner_groups#module:present_owners).
-      - Those with an active block in the ledger for this host that O(owners) no longer lists
-        (a member who left an owner group, an owner dropped from C(subid_owners)) are returned in
-        RV(unrequested) and named in a warning. Nothing is released; that stays an explicit step.
-    type: list
-    elements: str
-    default: []
-  current_ranges:
-    description:
-      - What the host's subid files hold now, as returned by
-        RV(fleetid.subid.owner_groups#module:current_ranges).
-      - With it, RV(in_step) says whether the files already hold exactly this call's RV(subuid) and
-        RV(subgid), so that writing them with M(fleetid.subid.subid) would change nothing.
+      - What the host reported of itself, as returned by RV(fleetid.subid.owners_info#module:host_state)
+        (register that module's result and pass its C(host_state)).
     type: dict
+    default: {}
+    suboptions:
+      resolved_ids:
+        description:
+          - IDs that the host resolved through NSS. These are the UIDs and primary GIDs of the owners
+            (directory users included) and the GIDs of the owner groups.
+          - When a range of O(pool.ranges) contains one of them outside O(pool.reserved) and above O(pool.floor),
+            the pool is refused before anything is allocated, and nothing is written to the ledger or any host.
+            A directory that cannot be enumerated may hold more IDs near a resolved one, so the pool
+            must reserve the directory's ID ranges rather than carve around single IDs.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          kind:
+            description: V(uid) or V(gid).
+            type: str
+            required: true
+            choices: [uid, gid]
+          id:
+            description: The ID.
+            type: int
+            required: true
+          name:
+            description: Whose ID it is, for the message.
+            type: str
+            required: true
+      present_owners:
+        description:
+          - Owner fields of the host's current C(/etc/subuid) lines.
+          - Those with an active block in the ledger for this host that O(owners) no longer lists
+            (a member who left an owner group, an owner dropped from C(subid_owners)) are returned in
+            RV(unrequested) and named in a warning, unless O(report_unrequested=false). Nothing is
+            released; that stays an explicit step.
+        type: list
+        elements: str
+        default: []
+      current_ranges:
+        description:
+          - What the host's subid files hold now.
+          - With it, RV(in_step) says whether the files already hold exactly this call's RV(subuid) and
+            RV(subgid), so that writing them with M(fleetid.subid.subid) would change nothing.
+        type: dict
+  report_unrequested:
+    description:
+      - Report the owners of O(host_state.present_owners) that are no longer requested. Turn it off for
+        calls that pass a few owners only (onboarding, offboarding), where every other owner would read
+        as no longer requested.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - fleetid.subid.attributes.controller
   - ansible.builtin.action_common_attributes
@@ -187,7 +200,7 @@ EXAMPLES = r"""
 - name: On a converged host, skip the write (one module run fewer)
   block:
     - name: Resolve the owners and read what the host holds now
-      fleetid.subid.owner_groups:
+      fleetid.subid.owners_info:
         owners: [alice, bob]
       register: resolved
 
@@ -196,7 +209,7 @@ EXAMPLES = r"""
         ledger: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
         pool: "{{ subid_pool }}"
         owners: "{{ resolved.owners }}"
-        current_ranges: "{{ resolved.current_ranges }}"
+        host_state: "{{ resolved.host_state }}"
       register: alloc
 
     - name: Write only what changes
@@ -277,7 +290,7 @@ retired:
   sample: [{name: carol}]
 unrequested:
   description:
-    - Owners of O(present_owners) with an active ledger block for this host that this call does not
+    - Owners of O(host_state.present_owners) with an active ledger block for this host that this call does not
       request. Their lines and blocks stay; release them with C(playbooks/offboard.yml) when they have left.
   returned: success
   type: list
@@ -297,10 +310,10 @@ floor:
   sample: 1000
 in_step:
   description:
-    - V(true) when O(current_ranges) shows that the host's subuid and subgid files hold exactly
+    - V(true) when O(host_state.current_ranges) shows that the host's subuid and subgid files hold exactly
       RV(subuid) and RV(subgid), each owner's lines as M(fleetid.subid.subid) writes them, and there
       is no interrupted write to repair. Writing them would change nothing, so the write can be skipped.
-    - V(false) without O(current_ranges), or when anything would change.
+    - V(false) without O(host_state.current_ranges), or when anything would change.
   returned: success
   type: bool
   sample: true

@@ -264,7 +264,11 @@ def test_owners_on_the_host_that_no_run_requests_any_more_are_named_and_keep_the
             path.write_text(path.read_text() + "# a comment added by hand\n")
         before = path.read_text()
         res = run_module("fleetid.subid.allocate", {"ledger": str(path), "pool": POOL, "owners": ["alice"],
-                                                    "present_owners": ["alice", "erik", "nobody"]})
+                                                    "host_state": {"present_owners": ["alice", "erik", "nobody"]}})
         assert not res.get("failed"), res
         assert res["unrequested"] == ["erik"]
         assert not res["changed"] and path.read_text() == before
+        quiet = run_module("fleetid.subid.allocate", {"ledger": str(path), "pool": POOL, "owners": ["alice"],
+                                                      "host_state": {"present_owners": ["alice", "erik"]},
+                                                      "report_unrequested": False})
+        assert quiet["unrequested"] == [] and not quiet.get("warnings")

@@ -86,3 +86,20 @@ def test_audit_exit_status_follows_critical_findings(tmp_path, real_files):
     kinds = {f["kind"] for f in report["findings"]}
     assert {"drift", "host_id_collision", "missing"} <= kinds  # nobody (65534); nothing in /etc/subgid
     assert "/etc/subuid line 1: root has 1000+65536 but the ledger says 9000000+65536" in proc.stdout
+
+
+def test_the_audit_applies_the_pools_floor_not_the_modules_default(tmp_path, real_files):
+    # A pool with floor 500: a block at 500+400 is the pool's to give (no host uses those
+    # IDs here), so the audit finds nothing below the floor and passes.
+    report_dir = tmp_path / "reports"
+    (tmp_path / "subid-ledger.yml").write_text(
+        'version: 1\nblocks:\n- {owner: "zed", scope: "fleet", start: 500, count: 400, state: active, '
+        "allocated: 2026-11-24}\n")
+    Path("/etc/subuid").write_text("zed:500:400\n")
+    Path("/etc/subgid").write_text("zed:500:400\n")
+    low = write_vars(tmp_path, subid_owners=["zed"], subid_report_dir=str(report_dir),
+                     subid_pool={"ranges": [{"start": 500, "count": 10000000}], "floor": 500})
+    proc = run_playbook(TOP / "playbooks" / "audit.yml", "-e", "@%s" % low, "-c", "local", check=False)
+    report = json.loads((report_dir / "subid-audit.json").read_text())
+    assert [f["kind"] for f in report["findings"] if f["severity"] == "critical"] == [], proc.stdout
+    assert proc.returncode == 0, proc.stdout

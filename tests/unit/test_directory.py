@@ -4,7 +4,7 @@ directory findings."""
 
 import pytest
 
-from ansible_collections.fleetid.subid.plugins.action.allocate import _refuse_pool_over_ids
+from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import refuse_pool_over_ids as _refuse_pool_over_ids
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     DirectoryError,
     id_source_report,

@@ -13,12 +13,18 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     written_ranges,
 )
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step
+
 # tests/unit is on sys.path: alice is UID 2001 and bob 2002, as in the fast reader's tests.
 from test_subid_file_fast import aliases_of, wanted_ranges as wanted_of
 
 
 def says_unchanged(held, wanted):
-    return all(held.get(owner) == [[rng.start, rng.count] for rng in ranges] for owner, ranges in wanted.items())
+    """What allocate concludes from written_ranges' answer (``held``, read the same from
+    both files): host_rules.in_step itself, not a copy of its rule."""
+    entries = [{"name": owner, "start": rng.start, "count": rng.count} for owner, ranges in wanted.items()
+               for rng in ranges]
+    return in_step({"subuid": held, "subgid": held, "interrupted_write": False}, entries)
 
 
 field = st.sampled_from(["alice", "bob", "2001", "2002", "carol", "zed", "#alice", " alice"])

@@ -1,9 +1,10 @@
-"""allocate's in_step: the host's files, as owner_groups read them, hold exactly the
+"""The host rules allocate applies (plugin_utils/host_rules). in_step: the host's files, as owners_info read them, hold exactly the
 allocated entries in both files, in each owner's order, with no write to repair."""
 
 import pytest
 
-from ansible_collections.fleetid.subid.plugins.action.allocate import _in_step
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step as _in_step, retired
 
 ENTRIES = [{"name": "alice", "start": 100000, "count": 65536}, {"name": "alice", "start": 300000, "count": 10},
            {"name": "bob", "start": 165536, "count": 65536}]
@@ -29,3 +30,10 @@ def test_in_step(current, expected):
 
 def test_no_entries_are_in_step_with_any_files_read():
     assert _in_step({"subuid": {}, "subgid": {"zed": None}, "interrupted_write": False}, []) is True
+
+
+def test_owners_listed_only_as_released_or_reclaimed_are_retired_from_the_host():
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 1000000}]})
+    requests = parse_owners(["alice", {"name": "bob", "state": "released"}, {"name": "carol", "state": "reclaimed"},
+                             {"name": "alice", "state": "released", "scope": "host"}], pool)
+    assert retired(requests) == ["bob", "carol"]

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetid.subid contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rules allocate applies to what the host reported (owners_info's ``host_state``):
+whether the files are in step with the ledger, which owners are no longer requested,
+which owners' lines leave the host, and whether the pool holds an ID the host resolved.
+
+Controller-side and pure but for the ledger lookup of unrequested owners.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids_in_ranges
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import owners_blocks
+
+
+def retired(requests):
+    """Owners whose lines leave this host: listed only as released or reclaimed."""
+    present = {r.name for r in requests if r.state == "present"}
+    return sorted({r.name for r in requests if r.state != "present"} - present)
+
+
+def refuse_pool_over_ids(pool, resolved, host):
+    """A RangeError when a pool range (outside ``reserved`` and the floor) holds an ID the
+    host resolved: such a pool could hand out a directory user's own ID, and a directory
+    that is not enumerated may hold more IDs around it."""
+    hits = ids_in_ranges(resolved, pool.ranges, pool.reserved, pool.floor)
+    if hits:
+        raise RangeError(
+            "the pool is refused, nothing was allocated or written: %s. A directory that cannot be "
+            "enumerated may hold more IDs near these; declare its ID ranges in the pool's reserved list "
+            "(e.g. {start: 10000, count: 1990000} for LDAP IDs 10000-1999999, or {start: 200000, count: "
+            "2000000000} for SSSD's ID mapping) or move the pool's ranges above them" % "; ".join(
+                "pool range %d-%d contains %s %d of %s (resolved on %s)" % (
+                    rng.start, rng.last, entry["kind"].upper(), entry["id"], entry["name"], host)
+                for entry, rng in hits[:5]))
+
+
+def unrequested(store, pool, present, requests, held, host):
+    """Owners with a line on the host (``present``) and an active ledger block for it that
+    this run no longer asks for: a member who left an owner group, an owner dropped from
+    subid_owners. They keep their lines and blocks until released explicitly."""
+    names = set(present) - {r.name for r in requests} - held
+    if not names:
+        return []
+    return sorted({b.owner for b in owners_blocks(store, names, pool) if b.state == "active"
+                   and (b.scope == FLEET or b.scope == HOST_PREFIX + host)})
+
+
+def in_step(current, entries):
+    """Whether the host's files, as owners_info read them (``current``), hold exactly
+    ``entries`` for both subuid and subgid: each owner's [start, count] pairs in order, as
+    the subid module would write them, and no interrupted write for it to repair."""
+    if not current or current.get("interrupted_write") is not False:
+        return False
+    wanted = {}
+    for entry in entries:
+        wanted.setdefault(entry["name"], []).append([entry["start"], entry["count"]])
+    return all(isinstance(current.get(kind), dict)
+               and all(current[kind].get(name) == ranges for name, ranges in wanted.items())
+               for kind in ("subuid", "subgid"))
