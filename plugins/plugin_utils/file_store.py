@@ -35,13 +35,12 @@ import time
 
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import create_file, remove_stale_temps, replace_file
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT
+from ansible_collections.fleetid.subid.plugins.plugin_utils._file_index import LedgerIndex, apply_change
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import pool_admits
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     LedgerError,
-    LedgerIndex,
     Snapshot,
     View,
-    apply_change,
     load,
     render,
 )

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils._file_index import LedgerIndex
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import AllocationError, Request, parse_owners, parse_pool, plan
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import _MEMO_MAGIC, FileStore
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change, LedgerError, LedgerIndex
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change, LedgerError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000})
