@@ -24,7 +24,7 @@ description:
   - Also reports everything the hosts found themselves. That covers overlaps, ranges over
     host IDs or root or below 1000, ranges that contain their owner's own UID, missing or
     unprivileged newuidmap and newgidmap, and disabled user namespaces.
-  - "Covers directory owners when each host also registered M(fleetid.subid.owner_groups) (see O(resolved_var)):
+  - "Covers directory owners when each host also registered M(fleetid.subid.owners_info) (see O(resolved_var)):
     group members without a block (V(member_without_block), warning); with owner groups, owners with a
     line and an active block that the host no longer requests, such as a member who left the group
     (V(unrequested), warning; never released by the audit); and ranges, in the host files or the ledger,
@@ -53,8 +53,8 @@ options:
     default: subid_owners
   resolved_var:
     description:
-      - Name of the variable, on each host, that holds the registered M(fleetid.subid.owner_groups) result.
-        When it is set, the host's owners are its RV(fleetid.subid.owner_groups#module:owners) (owners and
+      - Name of the variable, on each host, that holds the registered M(fleetid.subid.owners_info) result.
+        When it is set, the host's owners are its RV(fleetid.subid.owners_info#module:owners) (owners and
         group members) instead of O(owners_var), and the directory findings are reported.
     type: str
     default: subid_audit_owners
