@@ -84,7 +84,7 @@ def test_a_lock_left_by_a_killed_useradd_is_cleared_as_shadow_clears_it(prefix):
     held = LiveLock(str(etc / "subgid"))  # useradd locks subuid, then waits here
     try:
         adding = useradd(prefix, "fleetid-lock-probe")
-        wait_for(lambda: (etc / "subuid.lock").exists())
+        wait_for((etc / "subuid.lock").exists)
         adding.send_signal(signal.SIGKILL)
         adding.wait()
     finally:
@@ -141,7 +141,7 @@ def test_the_module_and_a_useradd_that_holds_the_subuid_lock_both_finish(prefix)
     run = threading.Thread(target=lambda: outcome.update(result=apply(prefix, lock_timeout=20.0)))
     try:
         adding = useradd(prefix, "fleetid-order-probe")
-        wait_for(lambda: (etc / "subuid.lock").exists())
+        wait_for((etc / "subuid.lock").exists)
         run.start()
         wait_for((etc / ("subuid.%d" % os.getpid())).exists)  # the module is waiting for subuid.lock
     finally:
