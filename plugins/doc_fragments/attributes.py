@@ -24,3 +24,17 @@ attributes:
     platforms: posix
     details: Runs on the controller and never connects to the host.
 """
+
+    # The host modules that only read (owners_info, subid_info). List it before
+    # ansible.builtin.action_common_attributes, as above.
+    HOST_INFO = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module changes nothing, so a check-mode run reads exactly what a real run reads.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+"""

@@ -53,15 +53,8 @@ options:
     default: []
 extends_documentation_fragment:
   - fleetid.subid.subid_paths
+  - fleetid.subid.attributes.host_info
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 notes:
   - SSSD caches group members (C(entry_cache_timeout), 5400 seconds by default), so a person added to
     a directory group is seen by the next run after the cache expires, or at once after C(sss_cache -G).

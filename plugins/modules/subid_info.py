@@ -57,15 +57,8 @@ options:
     default: [all]
 extends_documentation_fragment:
   - fleetid.subid.subid_paths
+  - fleetid.subid.attributes.host_info
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: fleetid.subid.subid
 """
