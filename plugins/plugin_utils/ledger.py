@@ -79,10 +79,6 @@ class Block(
     def end(self):
         return self.start + self.count
 
-    @property
-    def key(self):
-        return (self.owner, self.scope)
-
     def place(self):
         """Where the block was read: its line, or what it is when it has none."""
         if self.line is None:  # read from a store without lines (PostgreSQL)

@@ -154,7 +154,12 @@ def test_with_nul_bytes_shadow_reads_exactly_what_was_asked_or_the_edit_is_refus
     before = SubidFile("/etc/subuid", text)
     try:
         new = remove(text, "alice") if absent else apply(text, "alice", 5000000, 10)
-    except SubidError:
+    except SubidError as refused:
+        # Only the two refusals a NUL byte can cause, each where it applies.
+        if before.unreadable is not None:
+            assert "shadow cannot read /etc/subuid at all" in str(refused)
+        else:
+            assert "\0" in text and "shadow would not read the new lines as written" in str(refused)
         return
     after = SubidFile("/etc/subuid", new)
     assert after.unreadable is None
