@@ -3,6 +3,7 @@ and helpers that run the collection's modules through a real ansible-playbook.""
 
 import json
 import os
+import time
 import subprocess
 import sys
 import textwrap
@@ -98,3 +99,23 @@ def postgres():
 def pg_ledger(postgres):
     """The URI (with password) of an empty database of its own, owned by an unprivileged role."""
     return postgres.uri(postgres.new_database())
+
+
+def wait_until_open(pid, path, seconds=10.0):
+    """Return once process ``pid`` holds ``path`` open (one of its /proc/PID/fd links names
+    it): the handshake with a child that must have opened a lock file before the test goes on."""
+    deadline = time.monotonic() + seconds
+    target = os.path.realpath(str(path))
+    while time.monotonic() < deadline:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except FileNotFoundError:
+            raise AssertionError("process %d ended before it opened %s" % (pid, target))
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == target:
+                    return
+            except OSError:
+                continue
+        time.sleep(0.01)
+    raise AssertionError("process %d did not open %s within %gs" % (pid, target, seconds))

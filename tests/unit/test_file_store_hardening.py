@@ -15,7 +15,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import par
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore, LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
 
-from conftest import COLLECTIONS
+from conftest import COLLECTIONS, wait_until_open
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
 TODAY = "2026-11-24"
@@ -83,7 +83,7 @@ def test_a_waiter_whose_lock_file_was_replaced_waits_for_the_new_one(tmp_path):
     holder = start_holder(store)
     waiter = start_holder(store, mode="wait")
     try:
-        time.sleep(0.3)  # the waiter has opened the old lock file and polls it
+        wait_until_open(waiter.pid, store.lock_path)  # the waiter has opened the old lock file and polls it
         os.unlink(store.lock_path)
         # Another run (say an older version, which locks only the lock file) makes a new
         # lock file and holds it; then the first holder leaves.

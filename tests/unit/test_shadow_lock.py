@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until_open
 from ansible_collections.fleetid.subid.plugins.module_utils import shadow_lock
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     LockError,
@@ -299,7 +300,7 @@ def test_a_pwd_lock_removed_while_waited_for_is_retaken_on_the_new_file(tmp_path
     try:
         assert first.stdout.readline().strip() == "locked"
         second = child(hold, str(tmp_path))
-        time.sleep(0.5)  # the second has opened .pwd.lock and waits for it
+        wait_until_open(second.pid, tmp_path / ".pwd.lock")  # the second has opened it and waits for it
         os.unlink(tmp_path / ".pwd.lock")
         first.communicate("\n", timeout=20)
         assert second.stdout.readline().strip() == "locked"
