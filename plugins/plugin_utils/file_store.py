@@ -84,6 +84,9 @@ class FileStore:
             return None
         if self._known[0] is not None and self._known[0] == data:  # read again in this call
             return self._known[1]
+        # Here too, not only where a memo is written: a run that finds the memo current
+        # writes none, and would leave a killed writer's temp file in the cache for good.
+        self._remove_stale_memo_temps()
         try:
             with open(self.memo_path, "rb") as handle:
                 head = handle.read(_MEMO_HEAD)
@@ -111,11 +114,20 @@ class FileStore:
         packed = index.to_bytes()
         try:
             os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
-            remove_stale_temps(self.memo_path)  # of a run killed while writing the memo
+            self._remove_stale_memo_temps()
             replace_file(self.memo_path, b"".join((_MEMO_MAGIC, len(packed).to_bytes(8, "little"), packed, data)),
                          0o600)
         except OSError:
             pass  # only a cache: the next call validates in full
+
+    def _remove_stale_memo_temps(self):
+        """Remove the memo temp files of runs killed while writing the memo."""
+        if self.read_only:
+            return
+        try:  # under no lock: only temp files whose writer is gone, in a folder of our own
+            remove_stale_temps(self.memo_path)
+        except OSError:
+            pass  # no cache folder yet, or not ours to clean: only a cache
 
     def read_bytes(self):
         """The ledger file's bytes, or None when there is no ledger file (no blocks yet)."""

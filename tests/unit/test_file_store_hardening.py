@@ -225,6 +225,23 @@ def test_stale_memo_temp_files_are_removed_too(tmp_path):
     assert sorted(os.listdir(memo_dir)) == [memo_name]
 
 
+def test_a_run_that_changes_nothing_removes_stale_memo_temp_files(tmp_path):
+    # Such a run finds the memo current and writes none, so the sweep cannot wait for a memo write.
+    seeded(tmp_path, owners=("alice", "bob", "carol"))
+    store = FileStore(str(tmp_path / "ledger.yml"), lock_timeout=1, cache_dir=str(tmp_path / "cache"))  # a new run
+    memo_dir, memo_name = os.path.split(store.memo_path)
+    with open(store.memo_path, "rb") as handle:
+        memo = handle.read()
+    stale = os.path.join(memo_dir, ".%s.tmp%d.abcd_123" % (memo_name, dead_pid()))
+    with open(stale, "w") as handle:
+        handle.write("x")
+    before, outcome = allocate(store, POOL, parse_owners(["carol"], POOL), "h1", TODAY)
+    assert not outcome.changed and [b.owner for b in before] == ["carol"]
+    with open(store.memo_path, "rb") as handle:
+        assert handle.read() == memo
+    assert sorted(os.listdir(memo_dir)) == [memo_name]
+
+
 # 4. What a ledger file holds.
 
 def test_an_absent_ledger_reads_as_none_and_an_empty_one_is_refused(tmp_path):
