@@ -5,21 +5,12 @@
 
 from __future__ import annotations
 
-import datetime
-
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
-from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
-    AllocationError,
-    parse_owners,
-    parse_pool,
-)
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.plugin_utils import host_rules
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, render_block
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, describe, open_ledger
+from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import render_block
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate, open_ledger
 
 ARGUMENT_SPEC = {
     "ledger": specs.LEDGER,
@@ -44,34 +35,21 @@ def _block_dict(block):
     return {"owner": block.owner, "scope": block.scope, "start": block.start, "count": block.count}
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+class ActionModule(FleetidAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        host = (task_vars or {}).get("inventory_hostname", "localhost")
-        today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-        try:
-            pool = parse_pool(args["pool"])
-            held = set(args["hold"])
-            requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
-            state = args["host_state"] or {}
-            host_rules.refuse_pool_over_ids(pool, state.get("resolved_ids") or [], host)
-            with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
-                result["ledger"] = store.location
-                current, outcome = allocate(store, pool, requests, host, today, self._task.check_mode)
-                present = (state.get("present_owners") or []) if args["report_unrequested"] else []
-                unrequested = host_rules.unrequested(store, pool, present, requests, held, host)
-        except (RangeError, LedgerError, AllocationError, LedgerLockTimeout) as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
-        except OSError as exc:
-            result.update(failed=True, msg="ledger %s: %s" % (describe(args["ledger"]), exc))
-            return result
+    def act(self, args, task_vars, result):
+        host = task_vars.get("inventory_hostname", "localhost")
+        pool = parse_pool(args["pool"])
+        held = set(args["hold"])
+        requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
+        state = args["host_state"] or {}
+        host_rules.refuse_pool_over_ids(pool, state.get("resolved_ids") or [], host)
+        with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
+            result["ledger"] = store.location
+            current, outcome = allocate(store, pool, requests, host, self.today(), self._task.check_mode)
+            present = (state.get("present_owners") or []) if args["report_unrequested"] else []
+            unrequested = host_rules.unrequested(store, pool, present, requests, held, host)
 
         entries = [
             {"name": name, "start": rng.start, "count": rng.count}
@@ -108,7 +86,6 @@ class ActionModule(ActionBase):
                 "one after another" % ", ".join("%s %d+%d" % (b.owner, b.start, b.count) for b in outcome.added))
         if self._task.diff and outcome.changed:
             result["diff"] = self._diff(result["ledger"], current, outcome)
-        return result
 
     @staticmethod
     def _diff(path, before_blocks, outcome):

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail
 
+from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
+from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
-from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {
@@ -35,24 +34,15 @@ def _owner_names(owners):
             if isinstance(o, str) or (o.get("state") or "present") == "present"]
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+class ActionModule(FleetidAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        hostvars = (task_vars or {}).get("hostvars", {})
-        try:
-            pool = parse_pool(args["pool"])
-            with open_ledger(args["ledger"], check_mode=True) as store:
-                result["ledger"] = store.location
-                blocks = blocks_of(store)
-        except (RangeError, LedgerError, OSError) as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
+    def act(self, args, task_vars, result):
+        hostvars = task_vars.get("hostvars", {})
+        pool = parse_pool(args["pool"])
+        with open_ledger(args["ledger"], check_mode=True) as store:
+            result["ledger"] = store.location
+            blocks = blocks_of(store)
 
         hosts = {}
         for host in args["hosts"]:
@@ -69,17 +59,19 @@ class ActionModule(ActionBase):
         report = audit(blocks, pool, hosts)
 
         folder = args["report_dir"]
-        os.makedirs(folder, exist_ok=True)
         paths = {name: os.path.join(folder, name) for name in ("subid-audit.json", "subid-audit.md", "subid-idspace.svg")}
-        replace_file(paths["subid-audit.json"], json.dumps(report, indent=2, sort_keys=True).encode(), 0o644)
-        replace_file(paths["subid-audit.md"], to_markdown(report).encode(), 0o644)
-        replace_file(paths["subid-idspace.svg"], to_svg(report, pool).encode(), 0o644)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            replace_file(paths["subid-audit.json"], json.dumps(report, indent=2, sort_keys=True).encode(), 0o644)
+            replace_file(paths["subid-audit.md"], to_markdown(report).encode(), 0o644)
+            replace_file(paths["subid-idspace.svg"], to_svg(report, pool).encode(), 0o644)
+        except OSError as exc:
+            raise AnsibleActionFail("the audit's reports cannot be written to %s: %s" % (folder, exc)) from None
 
         summary = report["summary"]
         result.update(changed=False, summary=summary, findings=report["findings"], reports=sorted(paths.values()))
         if summary["critical"] and args["fail_on_critical"]:
-            result.update(failed=True, msg="%d critical finding(s), see %s: %s" % (
+            raise AnsibleActionFail("%d critical finding(s), see %s: %s" % (
                 summary["critical"], paths["subid-audit.md"],
                 "; ".join("%s: %s" % (f["host"], f["message"]) for f in report["findings"]
                           if f["severity"] == "critical")[:4000]))
-        return result

@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
-from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
+from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import copy, describe, open_ledger
 
 ARGUMENT_SPEC = {
@@ -20,31 +19,20 @@ ARGUMENT_SPEC = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
+class ActionModule(FleetidAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+    def act(self, args, task_vars, result):
         check_mode = self._task.check_mode
         result.update(src=describe(args["src"]), dest=describe(args["dest"]))
         if result["src"] == result["dest"]:
-            result.update(failed=True, msg="src and dest are the same ledger: %s" % result["src"])
-            return result
-        try:
-            with open_ledger(args["src"], check_mode=True) as source:
-                with open_ledger(args["dest"], args["lock_timeout"], check_mode) as dest:
-                    copied, changed = copy(source, dest, check_mode, args["replace"])
-        except (LedgerError, LedgerLockTimeout, OSError) as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
+            raise AnsibleActionFail("src and dest are the same ledger: %s" % result["src"])
+        with open_ledger(args["src"], check_mode=True) as source:
+            with open_ledger(args["dest"], args["lock_timeout"], check_mode) as dest:
+                copied, changed = copy(source, dest, check_mode, args["replace"])
         result.update(changed=changed, blocks=len(copied))
         if changed and self._task.diff:
             result["diff"] = {
                 "before_header": result["dest"], "after_header": result["dest"],
                 "before": "", "after": "%d blocks from %s\n" % (len(copied), result["src"]),
             }
-        return result

@@ -16,8 +16,10 @@ __metaclass__ = type
 import grp
 import pwd
 
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
-class GetentError(ValueError):
+
+class GetentError(FleetidError):
     """getent failed; the message names the command and what it printed."""
 
 

@@ -16,11 +16,12 @@ import os
 import stat
 
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
 RECORD_VERSION = 1
 
 
-class ProofRecordError(ValueError):
+class ProofRecordError(FleetidError):
     """The records' folder cannot be trusted; the message says why."""
 
 

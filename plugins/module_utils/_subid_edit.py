@@ -33,9 +33,10 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
     unreadable_message,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError, check_owner_name, make_range
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
 
-class SubidError(ValueError):
+class SubidError(FleetidError):
     """A refused change; the message names the file, line and range at fault."""
 
 

@@ -15,6 +15,8 @@ __metaclass__ = type
 import collections
 import re
 
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
+
 # NSS sources that list every entry when enumerated (``getent passwd`` without a key).
 # Anything else (sss, ldap, winbind, a vendor's module) may hold accounts the host-ID
 # check only sees when it asks for them by name or ID.
@@ -23,7 +25,7 @@ ENUMERATING_SOURCES = frozenset(("files", "compat", "systemd", "db", "extrausers
 GROUP_KEYS = ("name", "count", "scope")
 
 
-class DirectoryError(ValueError):
+class DirectoryError(FleetidError):
     """Bad owner groups input."""
 
 

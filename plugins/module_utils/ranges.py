@@ -14,6 +14,8 @@ __metaclass__ = type
 import collections
 import re
 
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
+
 # uid_t is 32 bits and (uid_t)-1 = 4294967295 means "no ID", so the last usable ID is
 # 4294967294 and an exclusive end may be at most 4294967295.
 ID_LIMIT = 4294967295
@@ -25,7 +27,7 @@ DEFAULT_BLOCK_SIZE = 65536
 OWNER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?\Z")
 
 
-class RangeError(ValueError):
+class RangeError(FleetidError):
     """A range, pool or owner that is not acceptable; the message says which and why."""
 
 

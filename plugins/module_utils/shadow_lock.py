@@ -28,10 +28,12 @@ import os
 import stat
 import time
 
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
+
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-class LockError(RuntimeError):
+class LockError(FleetidError):
     """A lock could not be taken in time; the message names the lock and its holder."""
 
 

@@ -261,7 +261,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetid.subid.plugins.module_utils._accounts import account, aliases_of
-from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, host_ids
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
+from ansible_collections.fleetid.subid.plugins.module_utils._getent import host_ids
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     SubidError,
     check_edit,
@@ -272,12 +273,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
 )
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
-from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
-    LockError,
-    check_folder,
-    read_regular,
-    subid_locks,
-)
+from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import check_folder, read_regular, subid_locks
 
 KINDS = {"subuid": ("passwd", "UID"), "subgid": ("group", "GID")}
 
@@ -355,8 +351,8 @@ def keep_selinux_context(module):
 
 
 def apply(module):
-    """The module's work: returns the result dict and the diffs, or raises SubidError,
-    LockError, GetentError or OSError having written nothing (a refusal is found before
+    """The module's work: returns the result dict and the diffs, or raises a FleetidError
+    (SubidError, LockError, GetentError) or an OSError having written nothing (a refusal is found before
     either file is written; a failure after the first rename rolls it back)."""
     params = module.params
     targets = [(kind, params[kind + "_path"], params[kind]) for kind in ("subuid", "subgid") if params[kind]]
@@ -417,7 +413,7 @@ def main():
     module = build_module()
     try:
         result, diffs = apply(module)
-    except (SubidError, LockError, GetentError) as exc:
+    except FleetidError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (exc.filename or "subid files", exc.strerror or exc))

@@ -41,6 +41,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     subtract,
     to_int,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
 OWNER_STATES = ("present", "released", "reclaimed")
 OWNER_SCOPES = ("fleet", "host")
@@ -58,7 +59,7 @@ KUBELET_IDS_PER_POD = 65536
 SERVICE_MIN_COUNT = {"containers": 65536, "dockremap": 65536}
 
 
-class AllocationError(ValueError):
+class AllocationError(FleetidError):
     """The request cannot be met; nothing is to be written. The message says why."""
 
 

@@ -44,6 +44,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     load,
     render,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
 # The memo: this magic, the length of the index's bytes (8 bytes, little-endian), the
 # index (LedgerIndex.to_bytes), then the ledger text it belongs to, as read.
@@ -51,7 +52,7 @@ _MEMO_MAGIC = b"fleetid.subid index 3\n"
 _MEMO_HEAD = len(_MEMO_MAGIC) + 8
 
 
-class LedgerLockTimeout(RuntimeError):
+class LedgerLockTimeout(FleetidError):
     """Another process held the ledger lock for longer than the timeout."""
 
 

@@ -33,6 +33,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     RangeError,
     check_owner_name,
 )
+from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
 FORMAT_VERSION = 1
 STATES = ("active", "quarantined")
@@ -60,7 +61,7 @@ _CANONICAL_LINES = re.compile(
 _CANONICAL_LINES_BYTES = re.compile(_CANONICAL_LINES.pattern.encode("ascii"), re.MULTILINE)
 
 
-class LedgerError(ValueError):
+class LedgerError(FleetidError):
     """The ledger text is unusable; the message names the lines at fault."""
 
 
