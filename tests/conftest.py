@@ -46,6 +46,32 @@ def run_playbook(path, *args, inventory="localhost,", env=None, check=True):
     return proc
 
 
+class Run:
+    """What a recorded playbook run did (tests/callback/fleetid_record.py): ``recap[host]``
+    holds the recap's counts, ``status(task, host)`` what one task did there."""
+
+    def __init__(self, proc, record):
+        self.proc, self.stdout, self.stderr, self.returncode = proc, proc.stdout, proc.stderr, proc.returncode
+        self.tasks, self.recap = record["tasks"], record["recap"]
+
+    def status(self, task, host="localhost"):
+        """ok, changed, skipped, failed, ignored or unreachable; KeyError if it did not run."""
+        found = [t["status"] for t in self.tasks if task in (t["task"], t["name"]) and t["host"] == host]
+        if len(found) != 1:
+            raise KeyError("task %r ran %d times on %s" % (task, len(found), host))
+        return found[0]
+
+
+def run_recorded(path, *args, env=None, **kwargs):
+    """run_playbook, with what each task did and the recap recorded as data: a Run."""
+    record = Path(str(path) + ".record.json")
+    record.unlink(missing_ok=True)
+    proc = run_playbook(path, *args, env=dict(env or {}, FLEETID_RECORD=str(record),
+                                              ANSIBLE_CALLBACK_PLUGINS=str(TOP / "tests" / "callback"),
+                                              ANSIBLE_CALLBACKS_ENABLED="fleetid_record"), **kwargs)
+    return Run(proc, json.loads(record.read_text()))
+
+
 @pytest.fixture
 def run_module(tmp_path):
     """Run one module (or action) task on localhost through ansible-playbook.

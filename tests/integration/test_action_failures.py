@@ -88,5 +88,5 @@ def test_each_action_failure_is_a_result_with_a_message_not_a_traceback(tmp_path
     assert unwritable["msg"].startswith("the audit's reports cannot be written to %s/reports: " % blocker)
     assert unwritable["ledger"] == str(ledger)  # what the action had found before it failed stays
     assert ledger.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder", "ledger.yml", "play.yml",
-                                                           "results.json", "vars.json"]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["a-file", "a-folder", "ledger.yml", "play.yml", "results.json", "vars.json"]

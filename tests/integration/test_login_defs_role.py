@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run_playbook
+from conftest import run_recorded
 
 PLAY = """\
 - name: Apply login_defs
@@ -32,7 +32,7 @@ def apply(tmp_path, path, *flags, check=True, **role_vars):
     varfile = tmp_path / "vars.json"
     role_vars.update(login_defs_path=str(path), subid_pool=POOL)
     varfile.write_text(json.dumps(role_vars))
-    return run_playbook(playbook, "-e", "@%s" % varfile, *flags, check=check)
+    return run_recorded(playbook, "-e", "@%s" % varfile, *flags, check=check)
 
 
 def keys(text):
@@ -51,19 +51,20 @@ def test_disabled_sets_counts_to_zero_and_leaves_other_lines(tmp_path, login_def
     assert keys(after)["SUB_UID_COUNT"] == "0" and keys(after)["SUB_GID_COUNT"] == "0"
     assert keys(after)["SUB_UID_MIN"] == keys(before)["SUB_UID_MIN"]
     assert other_lines(after) == other_lines(before)
-    assert "changed=1" in proc.stdout
-    assert "Gather the facts the OS-specific variables need" in proc.stdout  # the release decides
+    assert proc.recap["localhost"]["changed"] == 1
+    assert proc.status("fleetid.subid.os_vars : Gather the facts the OS-specific variables need") == "ok"  # the release decides
     again = apply(tmp_path, login_defs)
-    assert "changed=0" in again.stdout
+    assert again.recap["localhost"]["changed"] == 0
     assert login_defs.read_text() == after
     # Nothing to set: no release to ask about, so no fact gathering (a remote module run).
-    assert "Gather the facts" not in again.stdout  # its include was skipped, so it never ran
+    assert again.status("Set platform variables for fleetid.subid.login_defs") == "skipped"
+    assert not [t for t in again.tasks if t["task"].startswith("fleetid.subid.os_vars")]
 
 
 def test_check_mode_writes_nothing(tmp_path, login_defs):
     before = login_defs.read_bytes()
     proc = apply(tmp_path, login_defs, "--check")
-    assert "changed=1" in proc.stdout
+    assert proc.recap["localhost"]["changed"] == 1
     assert login_defs.read_bytes() == before
 
 

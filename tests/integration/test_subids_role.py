@@ -4,12 +4,11 @@ exactly its ranges), while any drift, an interrupted write or check mode on a dr
 host still gets the write."""
 
 import json
-import re
 
 import pytest
 import yaml
 
-from conftest import run_playbook
+from conftest import run_recorded
 
 POOL = {"ranges": [{"start": 100000, "count": 600000000}]}
 OWNERS = ["fleetid-svc-a", "fleetid-svc-b"]  # service owners: no account, nothing resolved
@@ -38,11 +37,9 @@ def host(tmp_path):
 
 
 def run(host, *flags):
-    """(what the write task did on localhost: ok, changed or skipping; the recap line)."""
-    out = run_playbook(host / "play.yml", "-e", "@%s" % (host / "vars.json"), *flags).stdout
-    task = out.split("TASK [%s]" % WRITE_TASK, 1)[1].split("TASK [", 1)[0]
-    status = re.search(r"^(ok|changed|skipping): \[localhost\]", task, re.M).group(1)
-    return status, re.search(r"^localhost .*$", out, re.M).group(0)
+    """(what the write task did on localhost: ok, changed or skipped; the recap's counts)."""
+    done = run_recorded(host / "play.yml", "-e", "@%s" % (host / "vars.json"), *flags)
+    return done.status(WRITE_TASK), done.recap["localhost"]
 
 
 def files(host):
@@ -56,8 +53,8 @@ def test_a_converged_host_skips_the_write_and_any_drift_gets_it(host):
     assert [line.split(":")[0] for line in written[0].splitlines()] == OWNERS and written[0] == written[1]
 
     status, recap = run(host)
-    assert (status, files(host)) == ("skipping", written)
-    assert "changed=0" in recap
+    assert (status, files(host)) == ("skipped", written)
+    assert recap["changed"] == 0
 
     # A hand edit moves one owner's range: the write runs and puts it back.
     subuid = host / "etc" / "subuid"
@@ -77,4 +74,4 @@ def test_a_converged_host_skips_the_write_and_any_drift_gets_it(host):
     journal.write_text("{")  # killed while writing it
     assert run(host)[0] == "ok"
     assert not journal.exists()
-    assert run(host)[0] == "skipping"
+    assert run(host)[0] == "skipped"

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from conftest import run_playbook
+from conftest import run_playbook, run_recorded
 
 pytestmark = pytest.mark.needs_root
 
@@ -30,9 +30,9 @@ def playbook(tmp_path):
 
 
 def test_intact_helpers_pass(playbook):
-    proc = run_playbook(playbook, check=False)
-    assert proc.returncode == 0, proc.stdout
-    assert "failed=0" in proc.stdout
+    run = run_recorded(playbook)
+    assert run.status("fleetid.subid.uidmap : Check that newuidmap and newgidmap can write ID maps") == "ok"
+    assert run.recap["localhost"]["failures"] == 0
 
 
 def test_a_helper_without_setuid_or_caps_fails_clearly(playbook):
@@ -54,13 +54,9 @@ def test_intact_helpers_need_no_package_manager_and_no_facts(tmp_path):
     """A converged host costs one module run: no fact gathering, no apt."""
     path = tmp_path / "install.yml"
     path.write_text(PLAY.replace("uidmap_install: false", "uidmap_install: true"))
-    proc = run_playbook(path, check=False)
-    assert proc.returncode == 0, proc.stdout
-    tasks = {}
-    for block in proc.stdout.split("TASK [")[1:]:
-        name, _sep, body = block.partition("]")
-        tasks[name] = body
-    assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Install newuidmap and newgidmap"]
-    assert "skipping: [localhost]" in tasks["fleetid.subid.uidmap : Set platform variables"]
-    assert "ok: [localhost]" in tasks["fleetid.subid.uidmap : Inspect the ID-map helpers"]
-    assert "changed=0" in proc.stdout
+    run = run_recorded(path)
+    assert run.status("fleetid.subid.uidmap : Inspect the ID-map helpers") == "ok"
+    assert run.status("Set platform variables for fleetid.subid.uidmap") == "skipped"
+    assert run.status("fleetid.subid.uidmap : Install newuidmap and newgidmap") == "skipped"
+    assert not [t for t in run.tasks if t["name"].startswith("Gather the facts")]
+    assert run.recap["localhost"]["changed"] == 0 and run.recap["localhost"]["failures"] == 0
