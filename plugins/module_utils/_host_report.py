@@ -19,7 +19,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
     c_strtoul,
     unreadable_message,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_FLOOR, IdRange
 
 LOGIN_DEFS_KEYS = ("SUB_UID_MIN", "SUB_UID_MAX", "SUB_UID_COUNT", "SUB_GID_MIN", "SUB_GID_MAX",
                    "SUB_GID_COUNT", "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX")
@@ -84,7 +84,7 @@ def decode_file_caps(raw):
 ACCOUNTLESS_OWNERS = frozenset({"containers"})
 
 
-def findings(files, uid_of, host_uids, host_gids, floor=1000):
+def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR):
     """Problems in parsed subuid/subgid files, as {severity, kind, file, line, message}.
 
     ``files``: {"subuid": SubidFile, "subgid": SubidFile}; ``uid_of(owner)``: the owner's

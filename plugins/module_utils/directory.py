@@ -146,13 +146,13 @@ def resolved_ids(accounts, groups):
     return result
 
 
-def ids_in_ranges(ids, ranges, reserved=(), floor=0):
+def ids_in_ranges(ids, ranges, withheld=()):
     """The resolved IDs (as from resolved_ids) that fall in one of ``ranges`` (IdRange-like:
-    .start, .end) and not in ``reserved`` or below ``floor``: [(id entry, range)]."""
+    .start, .end) and in none of the ``withheld`` (start, end) intervals: [(id entry, range)]."""
     hits = []
     for entry in ids:
         some_id = int(entry["id"])
-        if some_id < floor or any(r.start <= some_id < r.end for r in reserved):
+        if any(start <= some_id < end for start, end in withheld):
             continue
         for rng in ranges:
             if rng.start <= some_id < rng.end:

@@ -273,6 +273,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
 )
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_FLOOR
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import check_folder, read_regular, subid_locks
 
 KINDS = {"subuid": ("passwd", "UID"), "subgid": ("group", "GID")}
@@ -398,7 +399,7 @@ ARGUMENT_SPEC = dict(SUBID_PATHS_SPEC, **{
     "subuid": {"type": "list", "elements": "dict", "default": []},
     "subgid": {"type": "list", "elements": "dict", "default": []},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "floor": {"type": "int", "default": 1000},
+    "floor": {"type": "int", "default": DEFAULT_FLOOR},
     "check_host_ids": {"type": "bool", "default": True},
     "backup": {"type": "bool", "default": False},
     "lock_timeout": {"type": "float", "default": 15.0},

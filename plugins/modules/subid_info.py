@@ -277,6 +277,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction i
     read_journal,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import id_source_report, not_enumerated_finding
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_FLOOR
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import (
     UnsafePathError,
     folder_problems,
@@ -405,7 +406,7 @@ def main():
             "proc_sys_path": {"type": "path", "default": "/proc/sys"},
             "nsswitch_path": {"type": "path", "default": "/etc/nsswitch.conf"},
             "sssd_conf_path": {"type": "path", "default": "/etc/sssd/sssd.conf"},
-            "floor": {"type": "int", "default": 1000},
+            "floor": {"type": "int", "default": DEFAULT_FLOOR},
             "gather_subset": {"type": "list", "elements": "str", "choices": ["all", "helpers"], "default": ["all"]},
         }),
         supports_check_mode=True,

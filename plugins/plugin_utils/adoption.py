@@ -86,9 +86,7 @@ def plan_adoption(blocks, pool, hosts, remap=(), today="1970-01-01"):
         ranges = [IdRange(s, c) for s, c in next(iter(variants))]
         problems = list(unsafe.get(owner, []))
         for rng in ranges:
-            if rng.start < pool.floor:
-                problems.append("%s reaches below the floor %d" % (rng, pool.floor))
-            problems.extend("%s is in the reserved range %s" % (rng, res) for res in pool.reserved if rng.overlaps(res))
+            problems.extend(pool.refusals(rng))
             problems.extend("%s overlaps %s's block %s" % (rng, other, taken)
                             for taken, other in claimed if rng.overlaps(taken))
         if problems:

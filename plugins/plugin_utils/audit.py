@@ -169,9 +169,7 @@ def directory_findings(host, blocks, wanted, info, resolved):
 def summarize(blocks, pool, findings, hosts):
     pool_ids = sum(r.count for r in pool.ranges)
     taken = merge((b.start, b.end) for b in blocks)
-    reserved = merge((r.start, r.end) for r in pool.reserved)
-    free = subtract(subtract([(r.start, r.end) for r in pool.ranges], reserved), taken)
-    free = subtract(free, [(0, pool.floor)])
+    free = subtract(subtract([(r.start, r.end) for r in pool.ranges], merge(pool.withheld())), taken)
     return {
         "hosts": len(hosts),
         "blocks": len(blocks),

@@ -26,7 +26,7 @@ def refuse_pool_over_ids(pool, resolved, host):
     """A RangeError when a pool range (outside ``reserved`` and the floor) holds an ID the
     host resolved: such a pool could hand out a directory user's own ID, and a directory
     that is not enumerated may hold more IDs around it."""
-    hits = ids_in_ranges(resolved, pool.ranges, pool.reserved, pool.floor)
+    hits = ids_in_ranges(resolved, pool.ranges, pool.withheld())
     if hits:
         raise RangeError(
             "the pool is refused, nothing was allocated or written: %s. A directory that cannot be "

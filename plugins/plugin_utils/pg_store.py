@@ -229,7 +229,7 @@ class PostgresStore:
         if not self._has_schema:
             return View([], [(0, ID_LIMIT)] if free else None, 0, None)
         # Each test is one lookup in the exclusion constraint's index.
-        bad = [(0, pool.floor)] + [(r.start, r.end) for r in pool.reserved]
+        bad = pool.withheld()
         probe = " OR ".join(["EXISTS (SELECT 1 FROM fleetid_subid.blocks WHERE ids && int8range(%s, %s))"] * len(bad))
         if conn.execute("SELECT " + probe, [n for pair in bad for n in pair]).fetchone()[0]:
             return None

@@ -114,7 +114,7 @@ def test_reserved_ranges_and_floor_are_never_handed_out(location):
     assert entries(out) == {"a": [(600, 1000)], "b": [(3600, 1000)], "c": [(4600, 1000)]}
     later = parse_pool({"ranges": [{"start": 600, "count": 1000000}], "floor": 600, "block_size": 1000,
                         "reserved": [{"start": 1600, "count": 2000}, {"start": 4000, "count": 10}]})
-    with pytest.raises(AllocationError, match=r"b \(fleet\) 3600-4599 \(1000 IDs\) overlaps reserved range 4000-4009"):
+    with pytest.raises(AllocationError, match=r"b \(fleet\) 3600-4599 \(1000 IDs\) overlaps the reserved range 4000-4009"):
         run(location, ["a", "b"], pool=later)
 
 

@@ -42,7 +42,7 @@ def test_conflicts_are_reported_with_the_fix_and_held_unless_opted_in():
     assert "strands its container storage" in by_owner["bob"]["fix"]
     assert by_owner["carol"]["message"] == "carol has different subuid and subgid ranges on h1"
     assert "erin cannot be adopted as it is: 150000-150009 (10 IDs) overlaps zed's block" in by_owner["erin"]["message"]
-    assert "is in the reserved range 5000000-5000009" in by_owner["frank"]["message"]
+    assert "overlaps the reserved range 5000000-5000009" in by_owner["frank"]["message"]
     assert "root2:500000:10 contains UID 500001" in by_owner["root2"]["message"]
     assert decision["held"] == ["bob", "carol", "erin", "frank", "root2"]  # dave opted in to a remap...
     assert "dave" not in by_owner  # ...but dave's entries agree anyway

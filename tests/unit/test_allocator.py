@@ -13,7 +13,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
     parse_pool,
     plan,
 )
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import RangeError, find_overlaps
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange, RangeError, find_overlaps
 
 TODAY = "2026-11-24"
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
@@ -153,7 +153,7 @@ def test_a_new_reserved_range_over_an_existing_block_is_refused():
     text = ledger.render(first.blocks)
     pool = parse_pool({"ranges": [{"start": 100000, "count": 600000000}],
                        "reserved": [{"start": 150000, "count": 10}]})
-    with pytest.raises(AllocationError, match=r"line 7: alice \(fleet\) 100000-165535 .* overlaps reserved range 150000-150009"):
+    with pytest.raises(AllocationError, match=r"line 7: alice \(fleet\) 100000-165535 .* overlaps the reserved range 150000-150009"):
         plan(ledger.parse(text), pool, parse_owners(["alice"], pool), "h1", TODAY)
 
 
@@ -292,3 +292,17 @@ def test_known_only_stops_before_placing_new_ids():
     assert plan(mine, pool, grow, "h1", "2026-11-28", known_only=True) is None
     release = parse_owners([{"name": "alice", "state": "released"}], pool)
     assert plan(mine, pool, release, "h1", "2026-11-28", known_only=True).changed is True
+
+
+def test_the_pool_withholds_the_ids_below_its_floor_and_its_reserved_ranges_and_says_which():
+    pool = parse_pool({"ranges": [{"start": 600, "count": 10000000}], "floor": 500,
+                       "reserved": [{"start": 1000000, "count": 10}, {"start": 2000000, "count": 5}]})
+    assert pool.withheld() == [(0, 500), (1000000, 1000010), (2000000, 2000005)]
+    assert pool.refusals(IdRange(500, 999500)) == []  # ends just before the first reserved ID
+    assert pool.refusals(IdRange(499, 3000000)) == [
+        "499-3000498 (3000000 IDs) reaches below the floor 500",
+        "499-3000498 (3000000 IDs) overlaps the reserved range 1000000-1000009 (10 IDs)",
+        "499-3000498 (3000000 IDs) overlaps the reserved range 2000000-2000004 (5 IDs)",
+    ]
+    assert pool.refusals(IdRange(1000009, 1), "alice's line") == [
+        "alice's line overlaps the reserved range 1000000-1000009 (10 IDs)"]

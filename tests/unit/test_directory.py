@@ -93,7 +93,7 @@ def test_ids_in_ranges_skip_reserved_ids_and_ids_below_the_floor():
     ids = [{"kind": "uid", "id": 500, "name": "sys"}, {"kind": "uid", "id": 70001, "name": "dana"},
            {"kind": "uid", "id": 150000, "name": "erik"}]
     ranges = [IdRange(0, 1000000)]
-    hits = ids_in_ranges(ids, ranges, reserved=[IdRange(100000, 100000)], floor=1000)
+    hits = ids_in_ranges(ids, ranges, withheld=[(0, 1000), (100000, 200000)])
     assert [(entry["name"], rng.start) for entry, rng in hits] == [("dana", 0)]
 
 

@@ -68,7 +68,7 @@ def test_a_new_reserved_range_is_caught_on_the_quick_path_too(tmp_path):
     pool = parse_pool({"ranges": [{"start": 100000, "count": 600000000}],
                        "reserved": [{"start": 200000, "count": 1}]})
     assert not pool_admits(store.validated_index(store.read_bytes()).spans, pool)
-    with pytest.raises(AllocationError, match=r"bob \(fleet\) 165536-231071 .* overlaps reserved range 200000-200000"):
+    with pytest.raises(AllocationError, match=r"bob \(fleet\) 165536-231071 .* overlaps the reserved range 200000-200000"):
         allocate(store, pool, parse_owners(["alice"], pool), "h1", TODAY)
 
 
