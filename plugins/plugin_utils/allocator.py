@@ -82,6 +82,7 @@ class Pool(collections.namedtuple("Pool", "ranges reserved block_size floor")):
                         if rng.start < res.end and res.start < rng.end)
         return problems
 
+
 Request = collections.namedtuple("Request", "name count scope state")
 
 
