@@ -43,6 +43,7 @@ options:
     description:
       - Seconds to wait for the ledger's writers' lock (the file lock, or PostgreSQL's advisory
         lock) before failing. Only calls that change the ledger take it.
+      - V(0) tries once. V(inf) waits as long as it takes. A negative number is refused.
     type: float
     default: 60
 """

@@ -56,6 +56,12 @@ class LedgerLockTimeout(FleetidError):
     """Another process held the ledger lock for longer than the timeout."""
 
 
+def _file_kind(mode):
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
 class FileStore:
     def __init__(self, path, lock_timeout=60.0, cache_dir=None, read_only=False):
         # A symlinked ledger (say to a shared ledger in another checkout) is read and
@@ -133,10 +139,17 @@ class FileStore:
     def read_bytes(self):
         """The ledger file's bytes, or None when there is no ledger file (no blocks yet)."""
         try:
-            with open(self.path, "rb") as handle:
-                return handle.read()
+            # O_NONBLOCK: opening a FIFO planted as the ledger would wait for a writer forever.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise LedgerError("ledger %s refused, nothing was read or written: it is not a regular file (%s); "
+                              "remove it or point the ledger option at the ledger file" % (self.path, _file_kind(mode)))
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
 
     def decode(self, data):
         """The text of the ledger bytes ``data`` (None stays None), line ends as open()

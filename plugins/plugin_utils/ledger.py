@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import datetime
 import re
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
@@ -291,6 +292,17 @@ def _block_from_fields(fields, line, source):
     )
 
 
+def _is_date(value):
+    """Whether ``value`` is a day of the calendar written YYYY-MM-DD (2026-13-45 is not)."""
+    if not DATE_RE.match(str(value)):
+        return False
+    try:
+        datetime.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def validate(blocks, source="ledger"):
     """Refuse bad fields and overlapping blocks, naming every line at fault.
 
@@ -317,10 +329,10 @@ def validate(blocks, source="ledger"):
             problems.append("%s: %s leaves the ID space 1-%d" % (_at(b), b.range, ID_LIMIT - 1))
         if b.state not in STATES:
             problems.append("%s: state must be active or quarantined, got %r" % (_at(b), b.state))
-        if not DATE_RE.match(str(b.allocated)):
-            problems.append("%s: allocated must be a date YYYY-MM-DD" % _at(b))
-        if b.released is not None and not DATE_RE.match(str(b.released)):
-            problems.append("%s: released must be a date YYYY-MM-DD" % _at(b))
+        if not _is_date(b.allocated):
+            problems.append("%s: allocated must be a date YYYY-MM-DD, not %r" % (_at(b), b.allocated))
+        if b.released is not None and not _is_date(b.released):
+            problems.append("%s: released must be a date YYYY-MM-DD, not %r" % (_at(b), b.released))
         if b.state == "quarantined" and not b.released:
             problems.append("%s: a quarantined block needs its released date" % _at(b))
 

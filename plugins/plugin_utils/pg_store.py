@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import math
 import os
 import socket
 import urllib.parse
@@ -88,35 +89,76 @@ def _psycopg():
     return psycopg
 
 
-def redact(uri):
-    """The URI without its password, for results and messages."""
+MALFORMED = "postgresql://(a malformed URI, not shown)"
+
+
+def _credentials_end(rest):
+    """Where two readers of ``rest`` (a URI after its ``scheme://``) end the user name and
+    password: (libpq's, Python's), each the index of the ``@`` or None for no credentials.
+
+    libpq ends them at the first ``@`` unless a ``/`` comes first; Python's urlsplit ends
+    the host part at the first ``/``, ``?`` or ``#`` and the credentials at its last ``@``.
+    """
+    first = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
+    by_libpq = first if first >= 0 and rest[first] == "@" else None
+    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, netloc_end)
+    return by_libpq, (at if at >= 0 else None)
+
+
+def is_malformed(uri):
+    """Whether the URI's user name or password holds a character a URI reserves (/ ? # @)
+    unencoded, or it cannot be parsed: readers then disagree on where the password ends,
+    so no part of the URI can be shown as safe."""
+    rest = uri.partition("://")[2]
+    by_libpq, by_python = _credentials_end(rest)
+    if by_libpq != by_python:
+        return True
+    path = rest[by_python + 1 if by_python is not None else 0:].split("?", 1)[0].split("#", 1)[0]
+    if "@" in path:  # user:pa/ss@host: a password cut at its "/", the rest taken for a path
+        return True
     try:
-        parts = urllib.parse.urlsplit(uri)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, dummy, hostport = netloc.rpartition("@")
-            netloc = userinfo.partition(":")[0] + "@" + hostport
-        query = urllib.parse.urlencode([(k, v)
-                                        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
-        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        dummy = urllib.parse.urlsplit(uri).port  # a bad port or IPv6 host raises here
     except ValueError:
-        return "postgresql://(unparsable URI)"
+        return True
+    return False
+
+
+def redact(uri):
+    """The URI without its password (nor a password= parameter), for results and messages;
+    a malformed URI (is_malformed) is not shown at all."""
+    if is_malformed(uri):
+        return MALFORMED
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, dummy, hostport = netloc.rpartition("@")
+        netloc = userinfo.partition(":")[0] + "@" + hostport
+    query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+                                    if k != "password"])
+    return "%s://%s%s%s" % (parts.scheme, netloc, parts.path, "?" + query if query else "")
 
 
 def _passwords(uri):
+    """The URI's passwords as given and decoded, to scrub from the driver's messages."""
+    if is_malformed(uri):
+        return set()  # never connected to: refused first
+    parts = urllib.parse.urlsplit(uri)
     found = set()
-    try:
-        parts = urllib.parse.urlsplit(uri)
-        if parts.password:
-            found.update({parts.password, urllib.parse.unquote(parts.password)})
-        found.update(v for k, v in urllib.parse.parse_qsl(parts.query) if k == "password")
-    except ValueError:
-        pass
+    if parts.password:
+        found.update({parts.password, urllib.parse.unquote(parts.password)})
+    found.update(v for k, v in urllib.parse.parse_qsl(parts.query) if k == "password")
     return {p for p in found if p}
 
 
 class PostgresStore:
     def __init__(self, uri, lock_timeout=60.0, read_only=False):
+        if is_malformed(uri):
+            raise LedgerError(
+                "PostgreSQL ledger %s: the URI is malformed, so it is not shown and nothing was read or written: "
+                "a character of its user name or password that URIs reserve must be percent-encoded "
+                "(/ as %%2F, ? as %%3F, # as %%23, @ as %%40; or give the password as PGPASSWORD or in ~/.pgpass), "
+                "or its host or port cannot be parsed" % MALFORMED)
         self._psycopg = _psycopg()
         self._uri = uri
         self._secrets = _passwords(uri)
@@ -165,8 +207,10 @@ class PostgresStore:
         psycopg = self._psycopg
         conn = self._conn
         try:
-            # Every wait for a lock (the writers' advisory lock too) gives up in time.
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", ("%dms" % max(1, self.lock_timeout * 1000),))
+            # Every wait for a lock (the writers' advisory lock too) gives up in time; for
+            # PostgreSQL 0 means no limit, so inf is 0 and any finite timeout at least 1 ms.
+            wait = "0" if math.isinf(self.lock_timeout) else "%dms" % max(1, self.lock_timeout * 1000)
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
             with conn.transaction():
                 version = self._schema_version(conn)
             if version == SCHEMA_VERSION or self.read_only:

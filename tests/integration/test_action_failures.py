@@ -82,7 +82,9 @@ def test_each_action_failure_is_a_result_with_a_message_not_a_traceback(tmp_path
         assert not result.get("changed"), name
     assert "many" in results["bad_pool"]["msg"] and results["bad_pool"]["msg"].count("\n") == 0
     assert "owner" in results["bad_option"]["msg"]
-    assert results["folder_ledger"]["msg"].startswith("ledger %s: [Errno 21] Is a directory" % folder)
+    assert results["folder_ledger"]["msg"] == (
+        "ledger %s refused, nothing was read or written: it is not a regular file (a folder); remove it or "
+        "point the ledger option at the ledger file" % folder)
     assert results["onto_itself"]["msg"] == "src and dest are the same ledger: %s" % ledger
     unwritable = results["unwritable_reports"]
     assert unwritable["msg"].startswith("the audit's reports cannot be written to %s/reports: " % blocker)

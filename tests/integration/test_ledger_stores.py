@@ -339,3 +339,14 @@ def test_a_refused_commit_is_surfaced_as_a_bug_and_writes_nothing(pg_ledger):
         with service.open_ledger(pg_ledger) as store, store.transaction() as txn:
             txn.commit([], [], Change([fine, rogue], [], []))
     assert state(pg_ledger) == before
+
+
+def test_lock_timeout_inf_waits_without_limit_and_a_timeout_that_is_no_number_is_refused(location):
+    with service.open_ledger(location, lock_timeout=float("inf")) as store:
+        outcome = service.allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)[1]
+    assert entries(outcome) == {"alice": [(100000, 65536)]}
+    for bad in (float("nan"), -1, "60", True):
+        with pytest.raises(LedgerError, match=r"lock_timeout must be a number of seconds, 0 or more .*not "):
+            with service.open_ledger(location, lock_timeout=bad):
+                pass
+    assert [b[0] for b in state(location)] == ["alice"]

@@ -172,8 +172,15 @@ def test_the_password_never_shows_in_playbook_output(tmp_path, postgres, pg_ledg
     failed = proc.communicate()[0]
     assert proc.returncode != 0
     assert "password authentication failed for user" in failed and "Traceback" not in failed
-    for text in (output, failed, json.dumps(result)):
-        for secret in secrets + ["Wrong-Pw-31337"]:
+    # The real password unencoded ("Pw-fleetid/9x#q@z"): libpq and Python disagree on where
+    # it ends, so the URI is refused and no part of it shown.
+    unencoded = "postgresql://fleetid:%s@127.0.0.1:%d/%s" % (PASSWORD, postgres.port, database)
+    proc, out_dir = start_controller(tmp_path, "unencoded", unencoded, ["web1"], owners, ("-vvv", "--diff"))
+    malformed = proc.communicate()[0]
+    assert proc.returncode != 0
+    assert "the URI is malformed, so it is not shown" in malformed and "Traceback" not in malformed
+    for text in (output, failed, malformed, json.dumps(result)):
+        for secret in secrets + ["Wrong-Pw-31337", "Pw-fleetid", "9x#q", "q@z"]:
             assert secret not in text
 
 

@@ -2,6 +2,8 @@
 held, symbolic links, folders others can change, crash litter, undecodable text."""
 
 import os
+import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -306,3 +308,20 @@ def test_a_ledger_replaced_while_locked_is_not_overwritten(tmp_path):
     with pytest.raises(LedgerError, match="it was removed or replaced while this run held its lock"):
         allocate(ours, POOL, parse_owners(["dave"], POOL), "h1", TODAY)
     assert [b.owner for b in ledger.parse(ours.read())] == ["carol"]
+
+
+def test_a_fifo_or_a_folder_as_the_ledger_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "fifo-ledger.yml"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder-ledger.yml"
+    folder.mkdir()
+    signal.alarm(20)  # opening a FIFO for reading without O_NONBLOCK waits for a writer forever
+    try:
+        for path, kind in ((fifo, "a FIFO"), (folder, "a folder")):
+            store = FileStore(str(path), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+            for check_mode in (True, False):
+                with pytest.raises(ledger.LedgerError, match=r"it is not a regular file \(%s\)" % kind):
+                    allocate(store, POOL, parse_owners(["carol"], POOL), "h1", TODAY, check_mode=check_mode)
+    finally:
+        signal.alarm(0)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and folder.is_dir() and not list(folder.iterdir())

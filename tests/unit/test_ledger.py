@@ -164,6 +164,8 @@ def test_syntax_error_names_the_line():
         (("allocated: 2026-11-24}", "allocated: 2026-11-24, colour: red}"), "line 7: unknown field"),
         (("start: 100000,", "start: 1e5,"), "line 7: start must be a whole number"),
         (("released: 2026-11-30", "released: soon"), "line 10: released must be a date"),
+        (("released: 2026-11-30", "released: 2026-13-45"), "line 10: released must be a date YYYY-MM-DD, not '2026-13-45'"),
+        (("allocated: 2026-11-24}", "allocated: 2026-02-30}"), "line 7: allocated must be a date YYYY-MM-DD, not '2026-02-30'"),
     ],
 )
 def test_bad_fields_are_refused_with_their_line(edit, message):

@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+import urllib.parse
 
 import pytest
 from allocation_model import expected_refusal
@@ -21,6 +22,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
 )
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError, SpanIndex
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout, FileStore
+from ansible_collections.fleetid.subid.plugins.plugin_utils.pg_store import MALFORMED, PostgresStore, redact
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
 TODAY = "2026-11-24"
@@ -167,3 +169,31 @@ def test_quick_path_answers_exactly_like_a_full_parse(tmp_path, calls):
         assert not quick.changed
         assert quick.entries == plan(ledger.parse(store.read()), POOL,
                                      [r for r in reqs if r.state == "present"], host, TODAY).entries
+
+
+@pytest.mark.parametrize("reserved", ["/", "?", "#", "@"])
+def test_a_uri_whose_password_holds_an_unencoded_reserved_character_is_refused_unshown(reserved):
+    # libpq and Python's urlsplit then end the password at different places, so whatever
+    # either takes for the host, port or path may be part of the password.
+    uri = "postgresql://fleetid:Head-Pw%sTail-Pw@db.example:5432/ledger?sslmode=require" % reserved
+    assert redact(uri) == MALFORMED
+    with pytest.raises(LedgerError) as refused:
+        PostgresStore(uri)
+    message = str(refused.value)
+    assert "malformed" in message and "percent-encoded" in message and "%40" in message
+    for piece in ("Head-Pw", "Tail-Pw", "db.example", "fleetid:"):
+        assert piece not in message
+    encoded = "postgresql://fleetid:Head-Pw%sTail-Pw@db.example:5432/ledger?sslmode=require" % (
+        urllib.parse.quote(reserved, safe=""))
+    assert redact(encoded) == "postgresql://fleetid@db.example:5432/ledger?sslmode=require"
+
+
+@pytest.mark.parametrize("uri,shown", [
+    ("postgresql://fleetid:a:b@db/ledger", "postgresql://fleetid@db/ledger"),  # ':' is fine in a password
+    ("postgresql://db/ledger?user=me%40corp&password=Query-Pw", "postgresql://db/ledger?user=me%40corp"),
+    ("postgresql:///ledger?host=/run/postgresql", "postgresql:///ledger?host=%2Frun%2Fpostgresql"),
+    ("postgresql://fleetid:pw@db:port/ledger", MALFORMED),  # not a port: a password cut short?
+    ("postgresql://fleetid:pw@[::1/ledger", MALFORMED),
+])
+def test_redact_shows_the_uri_without_any_password(uri, shown):
+    assert redact(uri) == shown
