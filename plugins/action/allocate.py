@@ -42,7 +42,8 @@ class ActionModule(FleetidAction):
         host = task_vars.get("inventory_hostname", "localhost")
         pool = parse_pool(args["pool"])
         held = set(args["hold"])
-        requests = [r for r in parse_owners(args["owners"], pool) if r.name not in held]
+        refused = []  # one odd name (a directory's "John Smith") is refused alone, not the host
+        requests = [r for r in parse_owners(args["owners"], pool, refused) if r.name not in held]
         state = args["host_state"] or {}
         host_rules.refuse_pool_over_ids(pool, state.get("resolved_ids") or [], host)
         with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
@@ -65,10 +66,15 @@ class ActionModule(FleetidAction):
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
             retired=[{"name": name} for name in host_rules.retired(requests)],
+            refused=refused,
             unrequested=unrequested,
             floor=pool.floor,
             in_step=host_rules.in_step(state.get("current_ranges"), entries),
         )
+        for owner in refused:
+            result.setdefault("warnings", []).append(
+                "%s: owner %r is refused, nothing was allocated or written for it: %s; the host's other owners "
+                "are served" % (host, owner["name"], owner["reason"]))
         if unrequested:
             result.setdefault("warnings", []).append(
                 "%s: %s ha%s a line here and an active block in the ledger but %s no longer requested (not in "

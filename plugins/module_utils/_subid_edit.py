@@ -55,9 +55,6 @@ def desired_entries(items, floor, what, path=None):
             rng = make_range(item.get("start"), item.get("count"), "%s (%s)" % (label, name))
         except RangeError as exc:
             raise _refused(path or what, [str(exc)])
-        if name.isdigit():
-            raise _refused(path or what, ["%s owner %r is a numeric UID: several tools match owners by name only, "
-                                          "so this module writes names; give the account's name" % (label, name)])
         if rng.start < floor:
             raise _refused(path or what, ["%s: %s:%d:%d reaches below %d: %s" % (
                 label, name, rng.start, rng.count, floor,
@@ -71,7 +68,7 @@ def owners_to_remove(items, what, path=None):
     names = collections.OrderedDict()
     for i, item in enumerate(items):
         try:
-            names[check_owner_name(item.get("name"), "%s[%d] owner" % (what, i))] = []
+            names[check_owner_name(item.get("name"), "%s[%d] owner" % (what, i), uid_ok=True)] = []
         except RangeError as exc:
             raise _refused(path or what, [str(exc)])
     return names

@@ -24,7 +24,11 @@ DEFAULT_BLOCK_SIZE = 65536
 
 # Names safe in /etc/subuid and in the ledger: no ':' or newline can ever be injected.
 # Same shape as shadow's default NAME_REGEX plus numeric UIDs and a trailing '$'.
-OWNER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?\Z")
+# The owner names this collection writes, to the ledger and to /etc/subuid and /etc/subgid:
+# what useradd accepts (a machine account may end in '$'), and SSSD's fully qualified
+# user@domain. Shadow reads any field without ':'; these are the names every consumer
+# (newuidmap, getsubids, podman, the ledger) reads the same.
+OWNER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?(?:@[A-Za-z0-9][A-Za-z0-9.-]{0,252})?\Z", re.ASCII)
 
 
 class RangeError(FleetidError):
@@ -55,13 +59,31 @@ class IdRange(collections.namedtuple("IdRange", "start count")):
         return "%d-%d (%d IDs)" % (self.start, self.last, self.count)
 
 
-def check_owner_name(name, what="owner"):
+def owner_name_problem(name, uid_ok=False):
+    """Why ``name`` cannot be an owner (the rule the allocator, the ledger and the host
+    module share); None when it can. ``uid_ok``: digits name a UID (to remove its lines)."""
+    if not isinstance(name, str):
+        return "it is not a name"
+    if name.isascii() and name.isdigit():
+        if uid_ok and len(name) <= 10:
+            return None
+        return ("it is all digits: shadow takes a numeric owner for a UID (0 is root), and several tools "
+                "match owners by name only; give the account's name")
+    if OWNER_NAME_RE.match(name):
+        return None
+    if not name.isascii():
+        return "it holds characters that are not ASCII, which useradd refuses and subid consumers may read apart"
+    if any(c.isspace() for c in name):
+        return "it holds whitespace, which useradd refuses and subid consumers split on"
+    return ("use 1-32 characters from letters, digits, '_', '.', '-' (optionally ending in '$'), not starting "
+            "with '.' or '-', optionally followed by @domain (an SSSD fully qualified name)")
+
+
+def check_owner_name(name, what="owner", uid_ok=False):
     """Return ``name`` if it is safe to write; raise RangeError otherwise."""
-    if not isinstance(name, str) or not OWNER_NAME_RE.match(name):
-        raise RangeError(
-            "%s name %r is not allowed: use 1-32 characters from letters, digits, '_', '.', '-' "
-            "(optionally ending in '$'), not starting with '.' or '-'" % (what, name)
-        )
+    problem = owner_name_problem(name, uid_ok)
+    if problem:
+        raise RangeError("%s name %r is not allowed: %s" % (what, name, problem))
     return name
 
 

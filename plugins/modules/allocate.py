@@ -280,6 +280,17 @@ reclaimed:
   type: list
   elements: dict
   sample: []
+refused:
+  description:
+    - Owners of O(owners) whose name cannot be written to the ledger and the subid files, as C({name, reason})
+      items. Nothing is allocated or written for them, and the other owners are served; a warning names them.
+    - Accepted are the names C(useradd) accepts (letters, digits, V(_), V(.), V(-), an optional final V($)),
+      optionally followed by C(@domain), as SSSD's fully qualified names. Refused are names of digits only
+      (shadow takes them for UIDs), names with whitespace or non-ASCII letters, and any other character.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: "John Smith", reason: "it holds whitespace, which useradd refuses and subid consumers split on"}]
 retired:
   description:
     - Owners this call lists as V(released) or V(reclaimed), as C({name}) items. Their lines

@@ -72,9 +72,18 @@ options:
       - Create the home of a user checked when it does not exist yet, with C(mkhomedir_helper),
         the program C(pam_mkhomedir) runs at a directory user's first login. The home gets the
         user's ownership, the contents of C(/etc/skel) and the mode that O(home_umask) leaves.
+      - Only the homes of users this run proves, who have ranges in O(subuid) and O(subgid), and only
+        under one of O(home_roots), so that a directory entry cannot make this module create a folder anywhere else.
       - Without it, a user whose home is missing fails the check, which says so.
     type: bool
     default: false
+  home_roots:
+    description:
+      - The folders under which O(create_homes) may create a home, absolute and not V(/). A missing
+        home elsewhere (V(/), V(/var/lib/...), a path through V(..)) is not created; the check reports it.
+    type: list
+    elements: path
+    default: [/home]
   home_umask:
     description: The umask C(mkhomedir_helper) applies to a home it creates; V(0077) gives mode 0700.
     type: str
@@ -291,6 +300,17 @@ class UserCheck:
                          % (highest_uid, highest_gid, out.strip()))
 
 
+def home_refusal(home, roots):
+    """Why the missing home ``home`` is not to be created, or None: it must lie strictly
+    under one of ``roots`` once ``..`` and repeated slashes are resolved away."""
+    path = os.path.normpath(home) if home.startswith("/") else None
+    for root in roots:
+        root = os.path.normpath(root)
+        if path and path.startswith(root + "/"):
+            return None
+    return "it is not created, because it is not under the home roots (%s)" % ", ".join(roots)
+
+
 def expected_ranges(entries, name):
     return [(int(e["start"]), int(e["count"])) for e in entries if e.get("name") == name]
 
@@ -315,6 +335,7 @@ def main():
             "state_dir": {"type": "path", "default": "/var/lib/fleetid-subid/rootless-proofs"},
             "force": {"type": "bool", "default": False},
             "create_homes": {"type": "bool", "default": False},
+            "home_roots": {"type": "list", "elements": "path", "default": ["/home"]},
             "home_umask": {"type": "str", "default": "0077"},
         }, **dict(SUBID_PATHS_SPEC, **PODMAN_SPEC)),
         supports_check_mode=True,
@@ -328,6 +349,10 @@ def main():
     bad = [name for name in params["users"] if not name or "/" in name or name.startswith(".")]
     if bad:
         module.fail_json(msg="not user names: %s" % ", ".join(repr(name) for name in bad))
+    bad_roots = [root for root in params["home_roots"] if not root.startswith("/") or os.path.normpath(root) == "/"]
+    if bad_roots:
+        module.fail_json(msg="home_roots must be absolute folders other than /, got %s"
+                             % ", ".join(repr(root) for root in bad_roots))
     if not re.match(r"\A0?[0-7]{3}\Z", params["home_umask"]):
         module.fail_json(msg="home_umask must be an octal umask such as 0077, got %r" % params["home_umask"])
     rc, out, err = module.run_command([podman, "--version"], environ_update={"LC_ALL": "C"})
@@ -348,16 +373,22 @@ def main():
 
     # Homes first, in one pass: a converged host has them all, and costs one stat each.
     homeless = [name for name, account in accounts.items() if not os.path.isdir(account.pw_dir)]
-    if homeless and params["create_homes"] and not module.check_mode:
+    # Only for the users proven here (ranges in both maps), only under the home roots.
+    creatable = {name: home_refusal(accounts[name].pw_dir, params["home_roots"])
+                 if expected_ranges(params["subuid"], name) and expected_ranges(params["subgid"], name)
+                 else "%s has no ranges to prove, so no home is created for it" % name
+                 for name in homeless} if params["create_homes"] else {}
+    to_create = [name for name in homeless if params["create_homes"] and creatable[name] is None]
+    if to_create and not module.check_mode:
         helper = module.get_bin_path("mkhomedir_helper", required=True, opt_dirs=["/usr/sbin", "/sbin"])
-        for name in homeless:
+        for name in to_create:
             rc, out, err = module.run_command([helper, name, params["home_umask"]])
             if rc != 0:
                 module.fail_json(msg="mkhomedir_helper could not create the home %s of %s: %s"
                                      % (accounts[name].pw_dir, name, (err or out).strip()))
 
     records = ProofRecords(params["state_dir"], module.check_mode)
-    reports, changed = [], bool(homeless and params["create_homes"])
+    reports, changed = [], bool(to_create)
     try:
         lock = records.open()
     except ProofRecordError as exc:
@@ -366,10 +397,10 @@ def main():
         for name in params["users"]:
             check = UserCheck(module, podman, name)
             if name in homeless:
-                if not params["create_homes"]:
-                    check.problem("%s's home %s does not exist: create it (or set create_homes, which the "
-                                  "rootless_podman role's rootless_podman_create_homes does)"
-                                  % (name, accounts[name].pw_dir))
+                if name not in to_create:
+                    why = creatable.get(name) or ("create it (or set create_homes, which the rootless_podman "
+                                                  "role's rootless_podman_create_homes does)")
+                    check.problem("%s's home %s does not exist: %s" % (name, accounts[name].pw_dir, why))
                     check.report["proof"] = "failed"
                     reports.append(check.report)
                     continue

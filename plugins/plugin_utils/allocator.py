@@ -34,10 +34,10 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     ID_LIMIT,
     IdRange,
     RangeError,
-    check_owner_name,
     find_overlaps,
     make_range,
     merge,
+    owner_name_problem,
     subtract,
     to_int,
 )
@@ -144,8 +144,13 @@ def parse_pool(spec):
     return Pool(sorted(ranges), sorted(reserved), block_size, floor)
 
 
-def parse_owners(owners, pool):
-    """Checked Requests from the ``owners`` option: names, or dicts."""
+def parse_owners(owners, pool, refused=None):
+    """Checked Requests from the ``owners`` option: names, or dicts.
+
+    An owner whose name the collection cannot write (owner_name_problem: a directory's
+    ``John Smith``, a name of digits) raises RangeError; given a list as ``refused``, it
+    is added there as ``{name, reason}`` instead, and the other owners are served.
+    """
     if not isinstance(owners, list):
         raise RangeError("owners must be a list of names or {name, count, scope, state}")
     requests = []
@@ -158,7 +163,13 @@ def parse_owners(owners, pool):
         unknown = sorted(set(item) - {"name", "count", "scope", "state"})
         if unknown:
             raise RangeError("owner %r has unknown key(s): %s" % (item["name"], ", ".join(unknown)))
-        name = check_owner_name(item["name"])
+        name = item["name"]
+        problem = owner_name_problem(name)
+        if problem and refused is not None:
+            refused.append({"name": name, "reason": problem})
+            continue
+        if problem:
+            raise RangeError("owner name %r is not allowed: %s" % (name, problem))
         count = item.get("count")
         count = pool.block_size if count is None else to_int(count, "count of owner %r" % name)
         if count < 1:

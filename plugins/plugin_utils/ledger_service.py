@@ -32,6 +32,7 @@ then never read whole, neither to answer a converged host nor to place new owner
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.adoption import plan_adoption
@@ -59,7 +60,8 @@ def open_ledger(location, lock_timeout=60.0, check_mode=False, cache_dir=None):
     """The store behind ``location``; closed (its connection dropped) on exit."""
     if not isinstance(location, str) or not location.strip():
         raise LedgerError("ledger must be a file path or a postgresql:// URI")
-    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not lock_timeout >= 0:
+    numeric = isinstance(lock_timeout, (int, float)) and not isinstance(lock_timeout, bool)
+    if not numeric or math.isnan(lock_timeout) or lock_timeout < 0:
         raise LedgerError("lock_timeout must be a number of seconds, 0 or more (inf: wait as long as it takes), "
                           "not %r; nothing was read or written" % (lock_timeout,))
     if is_uri(location):

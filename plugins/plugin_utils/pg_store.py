@@ -34,7 +34,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import Le
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, Snapshot, View
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # One advisory lock key for every writer of the ledger (and for the first-use migration).
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"fleetid.subid ledger").digest()[:8], "big", signed=True)
 
@@ -61,6 +61,13 @@ _MIGRATIONS = {
              changed_at timestamptz NOT NULL DEFAULT now(),
              CONSTRAINT blocks_never_overlap EXCLUDE USING gist (ids WITH &&))""",
         "CREATE INDEX blocks_owner ON fleetid_subid.blocks (owner)",
+    ],
+    # Owners as ranges.OWNER_NAME_RE has them: SSSD's user@domain too, never all digits.
+    2: [
+        r"""ALTER TABLE fleetid_subid.blocks DROP CONSTRAINT blocks_owner_check,
+             ADD CONSTRAINT blocks_owner_check CHECK (
+               owner ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?(@[A-Za-z0-9][A-Za-z0-9.-]{0,252})?$'
+               AND owner !~ '^[0-9]+$')""",
     ],
 }
 

@@ -272,3 +272,20 @@ def test_owners_on_the_host_that_no_run_requests_any_more_are_named_and_keep_the
                                                       "host_state": {"present_owners": ["alice", "erik"]},
                                                       "report_unrequested": False})
         assert quiet["unrequested"] == [] and not quiet["changed"] and path.read_text() == before
+
+
+def test_an_odd_name_is_refused_alone_and_the_hosts_other_owners_are_served(run_module, tmp_path):
+    """Names a directory hands over (group members): SSSD's user@domain is served; a name
+    with a space, non-ASCII letters, a leading '-' or digits only is refused on its own."""
+    path = tmp_path / "ledger.yml"
+    odd = ["John Smith", "jos\u00e9", "-rf", "0", "2001"]
+    res = run_module("fleetid.subid.allocate", {"ledger": str(path), "pool": POOL,
+                                                "owners": ["alice"] + odd + ["dev@corp.example"]})
+    assert not res.get("failed") and res["changed"], res
+    assert [e["name"] for e in res["subuid"]] == ["alice", "dev@corp.example"]
+    assert [(r["name"], r["reason"].split(",")[0].split(":")[0]) for r in res["refused"]] == [
+        ("John Smith", "it holds whitespace"), ("jos\u00e9", "it holds characters that are not ASCII"),
+        ("-rf", "use 1-32 characters from letters"), ("0", "it is all digits"), ("2001", "it is all digits")]
+    warned = [w for w in res["warnings"] if "is refused, nothing was allocated or written for it" in w]
+    assert len(warned) == len(odd) and all(repr(name) in w for name, w in zip(odd, warned))
+    assert sorted(b.owner for b in ledger.parse(path.read_text())) == ["alice", "dev@corp.example"]

@@ -253,7 +253,7 @@ def test_check_mode_on_a_new_database_creates_nothing(postgres, pg_ledger):
 def test_a_newer_schema_is_refused(postgres, pg_ledger):
     run(pg_ledger, ["alice"])
     postgres.sql(pg_ledger.rsplit("/", 1)[1], "UPDATE fleetid_subid.meta SET schema_version = 7")
-    with pytest.raises(LedgerError, match="has schema version 7; this collection knows up to 1"):
+    with pytest.raises(LedgerError, match="has schema version 7; this collection knows up to 2"):
         run(pg_ledger, ["alice"])
 
 
@@ -350,3 +350,19 @@ def test_lock_timeout_inf_waits_without_limit_and_a_timeout_that_is_no_number_is
             with service.open_ledger(location, lock_timeout=bad):
                 pass
     assert [b[0] for b in state(location)] == ["alice"]
+
+
+def test_a_fully_qualified_sssd_name_is_an_owner_on_either_store(location):
+    assert entries(run(location, ["dev@corp.example", "alice"])) == {
+        "alice": [(100000, 65536)], "dev@corp.example": [(165536, 65536)]}
+    assert [b[0] for b in state(location)] == ["alice", "dev@corp.example"]
+
+
+def test_the_database_refuses_an_owner_of_digits_or_an_odd_name(postgres, pg_ledger):
+    run(pg_ledger, ["alice"])  # creates the schema, at its latest version
+    database = pg_ledger.rsplit("/", 1)[1]
+    for owner in ("2001", "John Smith", "a@"):
+        with pytest.raises(RuntimeError, match="blocks_owner_check"):
+            postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
+                                   "VALUES ('%s', 'fleet', int8range(900000, 900010), 'active', now())" % owner)
+    assert [b[0] for b in state(pg_ledger)] == ["alice"]

@@ -48,9 +48,10 @@ def subid_files():
 def make_user(subid_files):
     created = []
 
-    def make(start, count, home=True):
+    def make(start, count, home=True, home_dir=None):
         name = "fx" + uuid.uuid4().hex[:8]
-        subprocess.run(["useradd", "--create-home" if home else "--no-create-home", "--shell", "/bin/bash",
+        where = ["--home-dir", home_dir % name] if home_dir else []
+        subprocess.run(["useradd", "--create-home" if home else "--no-create-home", "--shell", "/bin/bash", *where,
                         "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
         created.append(name)
         for path in ("/etc/subuid", "/etc/subgid"):
@@ -113,6 +114,28 @@ def test_a_missing_home_is_created_as_pam_mkhomedir_would_in_the_same_module_run
     again = check(run_module, proof_dir, [user], entries, create_homes=True)
     assert again["changed"] is False and again["users"][0]["home_created"] is False
     assert again["users"][0]["proof"] == "before"
+
+
+def test_homes_are_created_only_for_users_proven_and_only_under_the_home_roots(run_module, proof_dir, make_user):
+    proven = make_user(3110000, 65536, home=False)
+    elsewhere = make_user(3120000, 65536, home=False, home_dir="/var/lib/%s")
+    escaping = make_user(3130000, 65536, home=False, home_dir="/home/../etc/%s")
+    rangeless = make_user(3140000, 65536, home=False)
+    entries = [{"name": name, "start": start, "count": 65536}
+               for name, start in ((proven, 3110000), (elsewhere, 3120000), (escaping, 3130000))]
+    res = check(run_module, proof_dir, [proven, elsewhere, escaping, rangeless], entries, create_homes=True)
+    assert res["failed"] and res["changed"] is True
+    assert (Path("/home") / proven).is_dir()  # the one home this run may create
+    assert not Path("/var/lib/%s" % elsewhere).exists() and not Path("/etc/%s" % escaping).exists()
+    assert not (Path("/home") / rangeless).exists()
+    by_name = {u["name"]: u for u in res["users"]}
+    assert by_name[proven]["proof"] == "now" and by_name[proven]["home_created"] is True
+    outside = "it is not created, because it is not under the home roots (/home)"
+    for name, home, reason in ((elsewhere, "/var/lib/%s" % elsewhere, outside),
+                               (escaping, "/home/../etc/%s" % escaping, outside),
+                               (rangeless, "/home/%s" % rangeless, "%s has no ranges to prove" % rangeless)):
+        assert by_name[name]["proof"] == "failed"
+        assert "%s's home %s does not exist: %s" % (name, home, reason) in res["msg"], res["msg"]
 
 
 def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, proof_dir, make_user):

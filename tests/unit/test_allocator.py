@@ -200,7 +200,7 @@ def test_same_name_in_fleet_and_host_scope_gets_both():
 
 # Property tests: random pools and random sequences of calls from random hosts.
 
-names = st.sampled_from(["alice", "bob", "carol", "dave", "erin", "kubelet", "containers", "1001"])
+names = st.sampled_from(["alice", "bob", "carol", "dave", "erin", "kubelet", "containers", "dev@corp.example"])
 requests = st.lists(
     st.builds(
         Request,

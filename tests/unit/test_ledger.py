@@ -130,10 +130,10 @@ blocks:
     count: 65536
     state: active
     allocated: 2026-01-02
-  - {owner: 1001, scope: fleet, start: 400000, count: 10, state: active, allocated: 2026-01-02}
+  - {owner: dev@corp.example, scope: fleet, start: 400000, count: 10, state: active, allocated: 2026-01-02}
 """
     parsed = ledger.parse(text)
-    assert [(b.owner, b.start, b.line) for b in parsed] == [("dave", 300000, 3), ("1001", 400000, 9)]
+    assert [(b.owner, b.start, b.line) for b in parsed] == [("dave", 300000, 3), ("dev@corp.example", 400000, 9)]
 
 
 def test_overlap_from_a_hand_edit_names_both_lines():

@@ -161,7 +161,7 @@ def test_splice_into_a_reclaimed_blocks_ids_in_one_change(tmp_path):
     assert_index_is_the_texts(tmp_path)
 
 
-names = st.sampled_from(["alice", "bob", "carol", "dave", "kubelet", "1001", "a", "zz"])
+names = st.sampled_from(["alice", "bob", "carol", "dave", "kubelet", "dev@corp.example", "a", "zz"])
 request_lists = st.lists(
     st.builds(Request, name=names, count=st.sampled_from([1, 1000, 2500, 65536]),
               scope=st.sampled_from(["fleet", "host"]),

@@ -140,7 +140,7 @@ def test_lock_is_exclusive_and_times_out_with_the_holder(tmp_path):
         pass
 
 
-names = st.sampled_from(["alice", "bob", "carol", "dave", "kubelet", "1001"])
+names = st.sampled_from(["alice", "bob", "carol", "dave", "kubelet", "dev@corp.example"])
 request_lists = st.lists(
     st.builds(Request, name=names, count=st.sampled_from([1, 65536, 131072]),
               scope=st.sampled_from(["fleet", "host"]),

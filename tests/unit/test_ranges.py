@@ -9,6 +9,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     IdRange,
     RangeError,
     check_owner_name,
+    owner_name_problem,
     find_overlaps,
     make_range,
     merge,
@@ -74,14 +75,31 @@ def test_make_range_accepts_the_last_usable_id():
     assert make_range("100000", "65536") == IdRange(100000, 65536)
 
 
-@pytest.mark.parametrize("name", ["alice", "bob.smith", "svc_1", "1001", "machine$", "a" * 32])
+@pytest.mark.parametrize("name", ["alice", "bob.smith", "svc_1", "1001x", "machine$", "a" * 32,
+                                  "jdoe@ad.example.com", "svc$@corp", "a" * 32 + "@" + "d" * 253])
 def test_owner_names_accepted(name):
     assert check_owner_name(name) == name
+    assert owner_name_problem(name) is None
 
 
 @pytest.mark.parametrize(
-    "name", ["", "root:0:65536", "a\nroot", "bob smith", "-x", ".hidden", "a" * 33, None, 1001, 'q"uote']
+    "name", ["", "root:0:65536", "a\nroot", "bob smith", "-x", ".hidden", "a" * 33, None, 1001, 'q"uote',
+             "@corp", "a@", "a@@b", "a@-corp", "a@b c", "a@b/c"]
 )
 def test_owner_names_that_could_break_the_file_are_refused(name):
     with pytest.raises(RangeError, match="is not allowed"):
+        check_owner_name(name)
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("0", "all digits: shadow takes a numeric owner for a UID"),
+    ("1001", "all digits"),
+    ("John Smith", "holds whitespace"),
+    ("jos\u00e9", "not ASCII"),
+    ("\u0661\u0662", "not ASCII"),  # Arabic-Indic digits: isdigit() says yes, the rule says not ASCII
+    ("-rf", "not starting with '.' or '-'"),
+])
+def test_each_odd_name_is_refused_with_its_own_reason(name, reason):
+    assert reason in owner_name_problem(name)
+    with pytest.raises(RangeError, match="owner name %r is not allowed: " % name):
         check_owner_name(name)
