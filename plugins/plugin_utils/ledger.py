@@ -292,6 +292,9 @@ def _block_from_fields(fields, line, source):
     )
 
 
+_PROBLEMS_SHOWN = 50
+
+
 def _is_date(value):
     """Whether ``value`` is a day of the calendar written YYYY-MM-DD (2026-13-45 is not)."""
     if not DATE_RE.match(str(value)):
@@ -344,7 +347,10 @@ def validate(blocks, source="ledger"):
         if reach is None or b.start + b.count > reach.start + reach.count:
             reach = b
     if problems:
-        raise LedgerError("%s refused, nothing was written:\n  %s" % (source, "\n  ".join(problems)))
+        shown = problems[:_PROBLEMS_SHOWN]
+        if len(problems) > _PROBLEMS_SHOWN:  # a message, not a copy of the ledger
+            shown.append("and %d more problems" % (len(problems) - _PROBLEMS_SHOWN))
+        raise LedgerError("%s refused, nothing was written:\n  %s" % (source, "\n  ".join(shown)))
     return ordered
 
 

@@ -146,8 +146,8 @@ def adopt(store, pool, hosts, remap, today, check_mode=False):
 
 
 def blocks_of(store):
-    """Every block of the ledger, validated, sorted by start."""
-    return store.snapshot().blocks
+    """Every block of the ledger, validated row by row whatever the store, sorted by start."""
+    return store.snapshot(verify=True).blocks
 
 
 def owners_blocks(store, names, pool):
@@ -173,7 +173,7 @@ def copy(source, dest, check_mode=False, replace=False):
     """
     if replace and is_uri(dest.location):
         raise LedgerError("replace is only for a file destination (an export); %s is a database" % dest.location)
-    wanted = source.snapshot().blocks
+    wanted = source.snapshot(verify=True).blocks  # a copy must not carry a broken ledger on
 
     def decide(have):
         differ = _disagreement(wanted, have)

@@ -32,7 +32,7 @@ import urllib.parse
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import ID_LIMIT
-from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, Snapshot, View
+from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Block, LedgerError, Snapshot, View, validate
 
 SCHEMA_VERSION = 2
 # One advisory lock key for every writer of the ledger (and for the first-use migration).
@@ -70,6 +70,21 @@ _MIGRATIONS = {
                AND owner !~ '^[0-9]+$')""",
     ],
 }
+
+# What keeps the rows a valid ledger, by the names PostgreSQL gives them. The login role
+# owns the table and so can drop any of them: each open checks they are all still there.
+_SAFEGUARDS = {
+    "blocks_never_overlap": "x",  # the exclusion constraint: no ID in two blocks
+    "blocks_owner_check": "c", "blocks_scope_check": "c", "blocks_ids_check": "c",
+    "blocks_state_check": "c", "blocks_check": "c",  # blocks_check: a quarantined block has its release date
+}
+_NOT_NULL = ("owner", "scope", "ids", "state", "allocated")
+_SAFEGUARDS_QUERY = """
+    SELECT conname, contype, convalidated, pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE conrelid = 'fleetid_subid.blocks'::regclass
+    UNION ALL
+    SELECT attname, 'n', true, '' FROM pg_attribute
+    WHERE attrelid = 'fleetid_subid.blocks'::regclass AND attnum > 0 AND NOT attisdropped AND attnotnull"""
 
 _COLUMNS = "owner, scope, lower(ids), upper(ids) - lower(ids), state, allocated::text, released::text"
 
@@ -174,6 +189,7 @@ class PostgresStore:
         self.read_only = read_only
         self._conn = None
         self._has_schema = False
+        self._lost_safeguards = []  # what _safeguards_lost found on open: then no write, rows checked
 
     # Errors: the driver's message, never the password, always the ledger named.
 
@@ -201,7 +217,39 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise self._fail("cannot connect", exc) from None
             self._has_schema = self._prepare_schema()
+            if self._has_schema:
+                try:
+                    self._lost_safeguards = self._safeguards_lost(self._conn)
+                except psycopg.Error as exc:
+                    raise self._fail("cannot read the ledger schema", exc) from None
         return self._conn
+
+    @staticmethod
+    def _safeguards_lost(conn):
+        """The constraints and NOT NULLs of the blocks table that are missing or not
+        validated, one catalog query: [] when the schema is as this collection made it."""
+        found = {name: (kind, valid, definition) for name, kind, valid, definition in conn.execute(_SAFEGUARDS_QUERY)}
+        lost = []
+        for name, kind in sorted(_SAFEGUARDS.items()):
+            have = found.get(name)
+            if have is None or have[0] != kind:
+                lost.append("constraint %s is missing" % name)
+            elif not have[1]:
+                lost.append("constraint %s is not validated (NOT VALID)" % name)
+        overlap = found.get("blocks_never_overlap")
+        if overlap and overlap[0] == "x" and "gist (ids WITH &&)" not in overlap[2]:
+            lost.append("constraint blocks_never_overlap is not the exclusion on ids WITH &&: %s" % overlap[2])
+        lost.extend("column %s may be NULL" % column for column in _NOT_NULL if column not in found)
+        return lost
+
+    def _refuse_if_unsafe(self):
+        if self._lost_safeguards:
+            raise LedgerError(
+                "PostgreSQL ledger %s refused, nothing was written: its table fleetid_subid.blocks has lost what "
+                "keeps it a valid ledger (%s). Export it with fleetid.subid.ledger_copy (replace=true; the "
+                "export checks every row), drop the schema fleetid_subid and copy the export back: the next run "
+                "creates the schema with all of them (README, the PostgreSQL ledger)"
+                % (self.location, "; ".join(self._lost_safeguards)))
 
     def _conninfo(self):
         try:
@@ -276,9 +324,12 @@ class PostgresStore:
 
     def _view(self, conn, names, pool, free):
         """The rows of ``names`` (and the free IDs) on one snapshot; None if a block lies
-        below the floor or in a reserved range: the full path then names it."""
+        below the floor or in a reserved range, or the schema lost a safeguard: the full
+        path then names it."""
         if not self._has_schema:
             return View([], [(0, ID_LIMIT)] if free else None, 0, None)
+        if self._lost_safeguards:
+            return None
         # Each test is one lookup in the exclusion constraint's index.
         bad = pool.withheld()
         probe = " OR ".join(["EXISTS (SELECT 1 FROM fleetid_subid.blocks WHERE ids && int8range(%s, %s))"] * len(bad))
@@ -295,22 +346,27 @@ class PostgresStore:
             gaps = [tuple(gap) for gap in conn.execute(_FREE, {"limit": ID_LIMIT}).fetchall()]
         return View(self._blocks(rows), gaps, generation, None)
 
-    def snapshot(self):
+    def snapshot(self, verify=False):
+        """Every block; ``verify``: checked as a file's are (the audit and ledger_copy
+        trust no store), as they also are whenever the schema has lost a safeguard."""
         psycopg = self._psycopg
         try:
             with self._reading() as conn:
-                return self._snapshot(conn)
+                return self._snapshot(conn, verify)
         except psycopg.Error as exc:
             raise self._fail("cannot read", exc) from None
 
-    def _snapshot(self, conn):
+    def _snapshot(self, conn, verify=False):
         if not self._has_schema:
             return Snapshot([], 0)
         generation = conn.execute("SELECT generation FROM fleetid_subid.meta").fetchone()[0]
         rows = conn.execute("SELECT %s FROM fleetid_subid.blocks ORDER BY lower(ids)" % _COLUMNS).fetchall()
-        # The table's constraints are the checks ``ledger.validate`` makes on a file (names,
-        # scopes, states, dates, the ID space, no overlap): the rows need no second pass.
-        return Snapshot(self._blocks(rows), generation)
+        blocks = self._blocks(rows)
+        # With its constraints in place the table makes the checks ``ledger.validate``
+        # makes on a file (names, scopes, states, dates, the ID space, no overlap).
+        if verify or self._lost_safeguards:
+            blocks = validate(blocks, "PostgreSQL ledger %s" % self.location)
+        return Snapshot(blocks, generation)
 
     @contextlib.contextmanager
     def transaction(self):
@@ -326,6 +382,7 @@ class PostgresStore:
                 except psycopg.errors.LockNotAvailable:
                     raise LedgerLockTimeout("could not lock the PostgreSQL ledger %s within %gs: another controller "
                                             "is writing to it" % (self.location, self.lock_timeout)) from None
+                self._refuse_if_unsafe()
                 yield _Transaction(self, conn)
         except psycopg.Error as exc:
             # Had the connection broken while committing, the ledger may hold the change:

@@ -366,3 +366,25 @@ def test_the_database_refuses_an_owner_of_digits_or_an_odd_name(postgres, pg_led
             postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
                                    "VALUES ('%s', 'fleet', int8range(900000, 900010), 'active', now())" % owner)
     assert [b[0] for b in state(pg_ledger)] == ["alice"]
+
+
+def test_a_dropped_constraint_stops_every_write_and_every_read_checks_the_rows(postgres, pg_ledger, tmp_path):
+    """The login role owns the table, so it can drop the exclusion constraint and insert an
+    overlapping row: the store notices on open, writes nothing, and no reader trusts the rows."""
+    overlap = r"blocks overlap: block: alice \(fleet\) 100000-165535 .* and block: mallory \(fleet\) 150000-159999"
+    run(pg_ledger, ["alice"])
+    database = pg_ledger.rsplit("/", 1)[1]
+    postgres.sql(database, "SET ROLE fleetid; ALTER TABLE fleetid_subid.blocks DROP CONSTRAINT blocks_never_overlap")
+    with pytest.raises(LedgerError, match=r"refused, nothing was written: .*constraint blocks_never_overlap is missing"):
+        run(pg_ledger, ["bob"])
+    assert [b[0] for b in state(pg_ledger)] == ["alice"]  # no overlap yet: the rows still read
+    postgres.sql(database, "INSERT INTO fleetid_subid.blocks (owner, scope, ids, state, allocated) "
+                           "VALUES ('mallory', 'fleet', int8range(150000, 160000), 'active', now())")
+    for reader in (lambda: state(pg_ledger), lambda: run(pg_ledger, ["alice"], check_mode=True)):
+        with pytest.raises(LedgerError, match=overlap):
+            reader()
+    export = tmp_path / "export.yml"
+    with service.open_ledger(pg_ledger, check_mode=True) as source, service.open_ledger(str(export)) as dest:
+        with pytest.raises(LedgerError, match=overlap):
+            service.copy(source, dest, replace=True)
+    assert not export.exists()

@@ -210,3 +210,13 @@ def test_any_valid_ledger_round_trips_through_both_parsers(blocks):
     assert strip_lines(ledger.parse(text)) == strip_lines(blocks)
     assert strip_lines(ledger._parse_yaml(text, "ledger")) == strip_lines(blocks)
     assert ledger.render(ledger.parse(text)) == text
+
+
+def test_a_ledger_with_many_problems_names_the_first_fifty_and_counts_the_rest():
+    blocks = [ledger.Block("u%04d" % i, "fleet", 100000 + i * 10, 1000, "active", "2026-12-07", None, None)
+              for i in range(200)]
+    with pytest.raises(LedgerError) as refused:
+        ledger.validate(blocks, "the ledger")
+    lines = str(refused.value).splitlines()
+    assert lines[0] == "the ledger refused, nothing was written:"
+    assert len(lines) == 52 and lines[1].startswith("  blocks overlap: ") and lines[-1] == "  and 149 more problems"
