@@ -46,6 +46,25 @@ def run_playbook(path, *args, inventory="localhost,", env=None, check=True):
     return proc
 
 
+def by_hand(text):
+    """A ledger file's text (str or bytes) as a person leaves it after changing it on
+    purpose: its seal line replaced by the line that accepts the edit (see ledger.unseal)."""
+    from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import ACCEPT_EDIT
+
+    data = text.encode() if isinstance(text, str) else text
+    cut = data.rfind(b"\n", 0, len(data) - 1) + 1
+    assert data[cut:].startswith(b"# end: "), "not a sealed ledger"
+    data = data[:cut] + ACCEPT_EDIT
+    return data.decode() if isinstance(text, str) else data
+
+
+def sealed(text):
+    """The file text the store writes for the ledger text ``text`` (ledger.render's)."""
+    from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import seal
+
+    return seal(text.encode()).decode()
+
+
 class Run:
     """What a recorded playbook run did (tests/callback/fleetid_record.py): ``recap[host]``
     holds the recap's counts, ``status(task, host)`` what one task did there."""

@@ -43,6 +43,8 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
     View,
     load,
     render,
+    seal,
+    unseal,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
@@ -137,7 +139,8 @@ class FileStore:
             pass  # no cache folder yet, or not ours to clean: only a cache
 
     def read_bytes(self):
-        """The ledger file's bytes, or None when there is no ledger file (no blocks yet)."""
+        """The ledger file's bytes without its seal (checked: ``ledger.unseal``), or None
+        when there is no ledger file (no blocks yet)."""
         try:
             # O_NONBLOCK: opening a FIFO planted as the ledger would wait for a writer forever.
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -149,7 +152,7 @@ class FileStore:
             raise LedgerError("ledger %s refused, nothing was read or written: it is not a regular file (%s); "
                               "remove it or point the ledger option at the ledger file" % (self.path, _file_kind(mode)))
         with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+            return unseal(handle.read(), "ledger %s" % self.path)
 
     def decode(self, data):
         """The text of the ledger bytes ``data`` (None stays None), line ends as open()
@@ -296,6 +299,7 @@ class FileStore:
         replaced, and a ledger that did not exist when the lock was taken is created
         exclusively: a second writer that got in (its lock file was removed while we
         held it) and wrote first makes this write fail, rather than be overwritten."""
+        data = seal(data)  # what was read is unsealed; what is written ends with its seal
         if self._locked and self._ledger_fd is None:
             try:
                 create_file(self.path, data, 0o644)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import collections
 import datetime
+import hashlib
 import re
 
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
@@ -50,7 +51,14 @@ HEADER = (
     "# Written by fleetid.subid.allocate: one block a line, sorted by start. A block is used\n"
     "# for both /etc/subuid and /etc/subgid. Quarantined blocks are released but never\n"
     "# reused until reclaimed: their IDs may still own files on disk.\n"
+    "# Its last line seals it: a copy cut short or changed by hand is refused until that line\n"
+    "# reads '# end: accept my edit' (the next write seals it again).\n"
 )
+# Truncation keeps a file's beginning: a file whose header carries this mark must end
+# with its seal. Ledgers written before seals (or by hand, without the header) have none.
+_SEAL_MARK = b"\n# Its last line seals it: "
+_SEAL_RE = re.compile(rb"# end: ([0-9]+) blocks, sha256 ([0-9a-f]{64})\n\Z")
+ACCEPT_EDIT = b"# end: accept my edit\n"
 
 _CANONICAL_LINES = re.compile(
     r'^- \{owner: "([^"\\\n]*)", scope: "([^"\\\n]*)", start: (\d+), count: (\d+), '
@@ -154,6 +162,41 @@ def render(blocks):
     lines = [HEADER + "version: %d\nblocks:" % FORMAT_VERSION]
     lines.extend(render_block(b) for b in ordered)
     return "\n".join(lines) + "\n"
+
+
+def seal(body):
+    """The file bytes for the ledger bytes ``body``: with its seal line (the number of
+    block lines and the SHA-256 of everything before it) if its header asks for one."""
+    if _SEAL_MARK not in body[:body.find(b"\nversion:") + 1]:
+        return body
+    return body + b"# end: %d blocks, sha256 %s\n" % (body.count(b"\n- {"), hashlib.sha256(body).hexdigest().encode())
+
+
+def unseal(data, source="ledger"):
+    """The ledger bytes of the file bytes ``data`` (None stays None), its seal checked
+    and taken off; LedgerError when a file that should end with its seal does not."""
+    if data is None or _SEAL_MARK not in data[:data.find(b"\nversion:") + 1]:
+        return data
+    cut = data.rfind(b"\n", 0, len(data) - 1) + 1
+    body, last = data[:cut], data[cut:]
+    if last == ACCEPT_EDIT:  # a person vouches for a hand edit: validated as any text is
+        return body
+    found = _SEAL_RE.match(last)
+    problem = None
+    if not found:
+        problem = "its last line is not its seal, so it was cut short (%d block lines remain) or edited by hand" % (
+            data.count(b"\n- {"))
+    elif int(found.group(1)) != body.count(b"\n- {"):
+        problem = "its seal counts %s blocks and %d are left, so it was cut short or edited by hand" % (
+            found.group(1).decode(), body.count(b"\n- {"))
+    elif hashlib.sha256(body).hexdigest() != found.group(2).decode():
+        problem = "its content does not match its seal, so it was edited by hand or damaged"
+    if problem:
+        raise LedgerError(
+            "%s refused, nothing was read or written: %s. Restore it (from git, or an export); if you changed it "
+            "on purpose, make its last line '# end: accept my edit' and run again, and the next write seals it"
+            % (source, problem))
+    return body
 
 
 def parse(text, source="ledger"):

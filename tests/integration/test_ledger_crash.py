@@ -53,9 +53,10 @@ def kill_at_rename(path, moment):
 def test_allocate_killed_at_any_moment_leaves_the_old_or_the_new_ledger_and_no_litter(tmp_path):
     allocate = allocate_function()
     seed = plan([], POOL, parse_owners(["user%05d" % i for i in range(BLOCKS)], POOL), "seed", TODAY).blocks
-    old = ledger.render(seed).encode()
+    old_text = ledger.render(seed)
+    old = ledger.seal(old_text.encode())  # the file as the store writes it
     request = parse_owners(["newcomer"], POOL)
-    new = ledger.render(plan(seed, POOL, request, "h1", TODAY).blocks).encode()
+    new = ledger.seal(ledger.render(plan(seed, POOL, request, "h1", TODAY).blocks).encode())
     cache = tmp_path / "cache"
     store = FileStore(str(tmp_path / "ledger.yml"), lock_timeout=10, cache_dir=str(cache))
 
@@ -65,7 +66,7 @@ def test_allocate_killed_at_any_moment_leaves_the_old_or_the_new_ledger_and_no_l
 
     def restore_old():
         if current() != old:
-            store.write(old.decode())
+            store.write(old_text)
 
     def writer(kill_after=None, in_write=False, die=None):
         """Run allocate() in a child process, SIGKILLed ``kill_after`` seconds after it
@@ -99,7 +100,7 @@ def test_allocate_killed_at_any_moment_leaves_the_old_or_the_new_ledger_and_no_l
     # the lock-free read and plan take (a check-mode call), and the whole call.
     # The first call validates the ledger in full and remembers it; the writers below take
     # the remembered path, so the second call is the one timed.
-    store.write(old.decode())
+    store.write(old_text)
     allocate(store, POOL, request, "h1", TODAY, check_mode=True)
     started = time.monotonic()
     allocate(store, POOL, request, "h1", TODAY, check_mode=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import sealed
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as service
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import (
@@ -216,7 +217,7 @@ def test_ledger_copy_import_again_refuse_and_export(tmp_path, pg_ledger):
         assert service.copy(src, dest)[1] is True
     assert state(str(export)) == state(pg_ledger)
     with service.open_ledger(str(export), check_mode=True) as store:
-        assert export.read_text() == render(service.blocks_of(store))
+        assert export.read_text() == sealed(render(service.blocks_of(store)))
     run(pg_ledger, ["dave"])
     with pytest.raises(LedgerError, match="only in the source: block: dave"):
         with service.open_ledger(pg_ledger) as src, service.open_ledger(str(export)) as dest:

@@ -17,7 +17,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import par
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import FileStore, LedgerLockTimeout
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import LedgerError
 
-from conftest import COLLECTIONS, wait_until_open
+from conftest import COLLECTIONS, by_hand, wait_until_open
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}]})
 TODAY = "2026-11-24"
@@ -261,8 +261,8 @@ def test_a_ledger_that_is_not_utf8_is_refused_naming_file_and_line(tmp_path):
     with open(store.path, "rb") as handle:
         data = handle.read()
     with open(store.path, "wb") as handle:
-        handle.write(data.replace(b'"bob"', b'"b\xf6b"'))
-    with pytest.raises(LedgerError, match=r"ledger.yml line 8: not valid UTF-8"):
+        handle.write(by_hand(data.replace(b'"bob"', b'"b\xf6b"')))
+    with pytest.raises(LedgerError, match=r"ledger.yml line %d: not valid UTF-8" % (ledger.HEADER.count("\n") + 4)):
         allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
 
 
@@ -325,3 +325,64 @@ def test_a_fifo_or_a_folder_as_the_ledger_is_refused_at_once(tmp_path):
     finally:
         signal.alarm(0)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and folder.is_dir() and not list(folder.iterdir())
+
+
+# 5. The seal: a ledger cut short is refused, a deliberate hand edit is accepted on request.
+
+def test_a_ledger_cut_short_at_any_line_or_inside_one_is_refused_and_nothing_is_written(tmp_path):
+    store = seeded(tmp_path, owners=("alice", "bob", "carol"))
+    with open(store.path, "rb") as handle:
+        whole = handle.read()
+    assert whole.endswith(b"\n") and whole.splitlines()[-1].startswith(b"# end: 3 blocks, sha256 ")
+    lines = whole.splitlines(keepends=True)
+    first_version = next(i for i, line in enumerate(lines) if line.startswith(b"version:"))
+    cuts = [len(b"".join(lines[:k])) for k in range(first_version + 1, len(lines))]  # at each line end
+    cuts += [len(whole) - 10, len(b"".join(lines[:-2])) + 7]  # inside the seal, inside the last block line
+    for cut in cuts:
+        with open(store.path, "wb") as handle:
+            handle.write(whole[:cut])
+        for check_mode in (True, False):
+            fresh = FileStore(store.path, lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+            with pytest.raises(ledger.LedgerError, match="refused, nothing was read or written: its (last line is not "
+                                                         "its seal|seal counts)"):
+                allocate(fresh, POOL, parse_owners(["dave"], POOL), "h1", TODAY, check_mode=check_mode)
+            with open(store.path, "rb") as handle:
+                assert handle.read() == whole[:cut]
+
+
+def test_a_hand_edit_is_refused_until_accepted_and_the_next_write_seals_it_again(tmp_path):
+    store = seeded(tmp_path, owners=("alice", "bob"))
+    with open(store.path, "rb") as handle:
+        whole = handle.read()
+    edited = whole.replace(b'owner: "bob"', b'owner: "robert"')
+    with open(store.path, "wb") as handle:
+        handle.write(edited)
+    fresh = FileStore(store.path, lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ledger.LedgerError, match="its content does not match its seal.*'# end: accept my edit'"):
+        allocate(fresh, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+    with open(store.path, "wb") as handle:
+        handle.write(by_hand(edited))
+    allocate(fresh, POOL, parse_owners(["carol"], POOL), "h1", TODAY)
+    with open(store.path, "rb") as handle:
+        resealed = handle.read()
+    assert resealed == ledger.seal(ledger.render(ledger.parse(resealed.decode())).encode())
+    assert [b.owner for b in ledger.parse(resealed.decode())] == ["alice", "robert", "carol"]
+
+
+def test_a_ledger_from_before_seals_is_read_and_sealed_by_its_next_write(tmp_path):
+    store = seeded(tmp_path, owners=("alice",))
+    with open(store.path, "rb") as handle:
+        body = ledger.unseal(handle.read())
+    old_header = ledger.HEADER.split("# Its last line seals it")[0]
+    unsealed = old_header.encode() + body[len(ledger.HEADER):]
+    assert b"seal" not in unsealed
+    with open(store.path, "wb") as handle:
+        handle.write(unsealed)
+    fresh = FileStore(store.path, lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    assert [b.owner for b in allocate(fresh, POOL, parse_owners(["alice"], POOL), "h1", TODAY, check_mode=True)[0]] \
+        == ["alice"]
+    allocate(fresh, POOL, parse_owners(["bob"], POOL), "h1", TODAY)
+    with open(store.path, "rb") as handle:
+        upgraded = handle.read()
+    assert upgraded.startswith(ledger.HEADER.encode()) and upgraded.splitlines()[-1].startswith(b"# end: 2 blocks")
+    assert ledger.unseal(upgraded) == ledger.render(ledger.parse(upgraded.decode())).encode()

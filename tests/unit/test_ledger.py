@@ -18,6 +18,9 @@ def strip_lines(blocks):
     return sorted(b._replace(line=0) for b in blocks)
 
 
+# The first block line of render(SAMPLE): after the header, "version: 1" and "blocks:".
+FIRST = ledger.HEADER.count("\n") + 3
+
 SAMPLE = [
     block("alice", 100000),
     block("bob", 165536, 4194304),
@@ -94,10 +97,10 @@ def test_duplicate_keys_are_refused_naming_both_lines(text, message):
 @pytest.mark.parametrize(
     "edit,line",
     [
-        (("start: 100000,", "start: \u0661\u0660\u0660\u0660\u0660\u0660,"), 7),  # Arabic-Indic 100000
+        (("start: 100000,", "start: \u0661\u0660\u0660\u0660\u0660\u0660,"), FIRST),  # Arabic-Indic 100000
         (("count: 65536, state: active, allocated: 2026-11-24}", "count: 6553\u00b2, state: active, "
-          "allocated: 2026-11-24}"), 7),  # superscript two
-        (("allocated: 2026-11-24}", "allocated: \uff12026-11-24}"), 7),  # fullwidth digit in a date
+          "allocated: 2026-11-24}"), FIRST),  # superscript two
+        (("allocated: 2026-11-24}", "allocated: \uff12026-11-24}"), FIRST),  # fullwidth digit in a date
     ],
 )
 def test_numbers_and_dates_are_ascii_digits_only(edit, line):
@@ -142,12 +145,12 @@ def test_overlap_from_a_hand_edit_names_both_lines():
         ledger.parse(text, "inv/subid-ledger.yml")
     msg = str(err.value)
     assert "inv/subid-ledger.yml refused, nothing was written" in msg
-    assert "blocks overlap: line 7: alice (fleet) 100000-165535 (65536 IDs) and line 8: bob (fleet) 150000-" in msg
+    assert "blocks overlap: line %d: alice (fleet) 100000-165535 (65536 IDs) and line %d: bob (fleet) 150000-" % (FIRST, FIRST + 1) in msg
 
 
 def test_syntax_error_names_the_line():
     text = ledger.render(SAMPLE).replace("count: 4194304,", "count: 4194304,,{")
-    with pytest.raises(LedgerError, match=r"is not valid YAML at line 8"):
+    with pytest.raises(LedgerError, match=r"is not valid YAML at line %d" % (FIRST + 1)):
         ledger.parse(text)
 
 
@@ -155,17 +158,17 @@ def test_syntax_error_names_the_line():
     "edit,message",
     [
         (("state: active, allocated: 2026-11-24}", "state: gone, allocated: 2026-11-24}"),
-         "line 7: state must be active or quarantined, got 'gone'"),
-        (('owner: "alice"', 'owner: "root:0:65536"'), "line 7: owner name 'root:0:65536' is not allowed"),
-        (('scope: "fleet"', 'scope: "world"'), "line 7: scope must be 'fleet' or 'host:NAME'"),
-        (("start: 100000,", "start: 0,"), r"line 7: 0-65535 \(65536 IDs\) leaves the ID space"),
+         "line %d: state must be active or quarantined, got 'gone'" % FIRST),
+        (('owner: "alice"', 'owner: "root:0:65536"'), "line %d: owner name 'root:0:65536' is not allowed" % FIRST),
+        (('scope: "fleet"', 'scope: "world"'), "line %d: scope must be 'fleet' or 'host:NAME'" % FIRST),
+        (("start: 100000,", "start: 0,"), r"line %d: 0-65535 \(65536 IDs\) leaves the ID space" % FIRST),
         (("count: 65536, state: active, allocated: 2026-11-24}", "count: 65536, state: active}"),
-         "line 7: block is missing allocated"),
-        (("allocated: 2026-11-24}", "allocated: 2026-11-24, colour: red}"), "line 7: unknown field"),
-        (("start: 100000,", "start: 1e5,"), "line 7: start must be a whole number"),
-        (("released: 2026-11-30", "released: soon"), "line 10: released must be a date"),
-        (("released: 2026-11-30", "released: 2026-13-45"), "line 10: released must be a date YYYY-MM-DD, not '2026-13-45'"),
-        (("allocated: 2026-11-24}", "allocated: 2026-02-30}"), "line 7: allocated must be a date YYYY-MM-DD, not '2026-02-30'"),
+         "line %d: block is missing allocated" % FIRST),
+        (("allocated: 2026-11-24}", "allocated: 2026-11-24, colour: red}"), "line %d: unknown field" % FIRST),
+        (("start: 100000,", "start: 1e5,"), "line %d: start must be a whole number" % FIRST),
+        (("released: 2026-11-30", "released: soon"), "line %d: released must be a date" % (FIRST + 3)),
+        (("released: 2026-11-30", "released: 2026-13-45"), "line %d: released must be a date YYYY-MM-DD, not '2026-13-45'" % (FIRST + 3)),
+        (("allocated: 2026-11-24}", "allocated: 2026-02-30}"), "line %d: allocated must be a date YYYY-MM-DD, not '2026-02-30'" % FIRST),
     ],
 )
 def test_bad_fields_are_refused_with_their_line(edit, message):

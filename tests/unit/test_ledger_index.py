@@ -7,6 +7,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from conftest import by_hand, sealed
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 from ansible_collections.fleetid.subid.plugins.plugin_utils._file_index import LedgerIndex
@@ -14,6 +15,8 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import All
 from ansible_collections.fleetid.subid.plugins.plugin_utils.file_store import _MEMO_MAGIC, FileStore
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import Change, LedgerError
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import allocate
+
+FIRST = ledger.HEADER.count("\n") + 3  # the line of a rendered ledger's first block
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000})
 TODAY = "2026-11-28"
@@ -68,7 +71,7 @@ def test_two_blocks_of_one_owner_and_host_blocks_are_found_after_spliced_writes(
 def test_an_owner_renamed_by_hand_is_found_under_the_new_name_only(tmp_path):
     serve(tmp_path, ["alice", "bob", "carol"])
     path = tmp_path / "ledger.yml"
-    path.write_text(path.read_text().replace('owner: "bob"', 'owner: "robert"'))
+    path.write_text(by_hand(path.read_text().replace('owner: "bob"', 'owner: "robert"')))
     assert entries(serve(tmp_path, ["robert"])) == {"robert": [(101000, 1000)]}
     moved = serve(tmp_path, ["bob"])
     assert moved.changed and entries(moved) == {"bob": [(103000, 1000)]}  # a new block, the old one is robert's
@@ -78,9 +81,9 @@ def test_an_owner_renamed_by_hand_is_found_under_the_new_name_only(tmp_path):
 def test_a_hand_edit_that_breaks_the_ledger_is_refused_on_the_write_path_too(tmp_path):
     serve(tmp_path, ["alice", "bob", "carol"])
     path = tmp_path / "ledger.yml"
-    path.write_text(path.read_text().replace("start: 101000", "start: 100500"))
+    path.write_text(by_hand(path.read_text().replace("start: 101000", "start: 100500")))
     before = path.read_text()
-    with pytest.raises(LedgerError, match="blocks overlap: line 7: alice"):
+    with pytest.raises(LedgerError, match="blocks overlap: line %d: alice" % FIRST):
         serve(tmp_path, ["newcomer"])
     assert path.read_text() == before
 
@@ -129,9 +132,9 @@ def test_a_damaged_memo_is_ignored(tmp_path):
 def test_a_ledger_with_a_header_of_its_own_is_rendered_whole_as_before(tmp_path):
     serve(tmp_path, ["alice"])
     path = tmp_path / "ledger.yml"
-    path.write_text("# our fleet\n" + path.read_text())
+    path.write_text(by_hand("# our fleet\n" + path.read_text()))
     serve(tmp_path, ["bob"])
-    assert path.read_text() == ledger.render(ledger.parse(path.read_text()))  # the standard header again
+    assert path.read_text() == sealed(ledger.render(ledger.parse(path.read_text())))  # the standard header again
     assert [b.owner for b in ledger.parse(path.read_text())] == ["alice", "bob"]
 
 
@@ -141,10 +144,10 @@ def test_splice_refuses_an_overlap_and_a_change_to_a_line_that_is_not_there(tmp_
     text = store.read_bytes()
     index = store.validated_index(text)
     rogue = ledger.Block("mallory", "fleet", 101500, 10, "active", TODAY, None, 0)
-    with pytest.raises(LedgerError, match=r"new block: mallory .* overlaps line 8: bob"):
+    with pytest.raises(LedgerError, match=r"new block: mallory .* overlaps line %d: bob" % (FIRST + 1)):
         index.splice(text, Change([rogue], [], []))
-    wrong = ledger.Block("carol", "fleet", 101000, 1000, "quarantined", TODAY, TODAY, 8)
-    with pytest.raises(LedgerError, match="no line for line 8: carol"):
+    wrong = ledger.Block("carol", "fleet", 101000, 1000, "quarantined", TODAY, TODAY, FIRST + 1)
+    with pytest.raises(LedgerError, match="no line for line %d: carol" % (FIRST + 1)):
         index.splice(text, Change([], [wrong], []))
     bad_name = ledger.Block("no way", "fleet", 900000, 10, "active", TODAY, None, 0)
     with pytest.raises(LedgerError, match="the ledger's new lines refused, nothing was written"):
@@ -188,6 +191,6 @@ def test_spliced_writes_are_exactly_what_a_full_render_writes(tmp_path, calls):
         got = allocate(store_at(folder), POOL, reqs, host, TODAY)[1]
         assert got.entries == expected.entries and got.added == expected.added
         if expected.changed:
-            assert path.read_text() == ledger.render(expected.blocks)
+            assert path.read_text() == sealed(ledger.render(expected.blocks))
         if path.exists() and ledger.parse(path.read_text()):
             assert_index_is_the_texts(folder)
