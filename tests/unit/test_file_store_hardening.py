@@ -373,7 +373,7 @@ def test_a_ledger_from_before_seals_is_read_and_sealed_by_its_next_write(tmp_pat
     store = seeded(tmp_path, owners=("alice",))
     with open(store.path, "rb") as handle:
         body = ledger.unseal(handle.read())
-    old_header = ledger.HEADER.split("# Its last line seals it")[0]
+    old_header = ledger.HEADER.split("# Its last line seals it", maxsplit=1)[0]
     unsealed = old_header.encode() + body[len(ledger.HEADER):]
     assert b"seal" not in unsealed
     with open(store.path, "wb") as handle:
