@@ -84,12 +84,12 @@ def decode_file_caps(raw):
 ACCOUNTLESS_OWNERS = frozenset({"containers"})
 
 
-def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR):
+def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_release=None):
     """Problems in parsed subuid/subgid files, as {severity, kind, file, line, message}.
 
     ``files``: {"subuid": SubidFile, "subgid": SubidFile}; ``uid_of(owner)``: the owner's
     (UID, primary GID), for a name or a numeric UID, or None without an account;
-    host_uids/host_gids: sorted IDs in use.
+    host_uids/host_gids: sorted IDs in use; ``shadow_release``: shadow's (major, minor), or None.
     """
     found = []
 
@@ -102,6 +102,14 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR):
         host_ids = host_uids if kind_name == "subuid" else host_gids
         id_word = "UID" if kind_name == "subuid" else "GID"
         accounts = {}  # owner field -> uid_of(owner), looked up once per owner
+        if subid_file.lines and not subid_file.lines[-1].endswith("\n"):
+            refused = shadow_release is not None and shadow_release >= (4, 19)
+            add("critical" if refused else "warning", "missing_final_newline", subid_file.path, len(subid_file.lines),
+                "%s line %d, the last, has no newline: shadow 4.19 and later refuse the whole file for it%s; "
+                "fleetid.subid.subid adds it at its next write" % (
+                    subid_file.path, len(subid_file.lines),
+                    ", as this host's shadow %d.%d does" % shadow_release if refused else
+                    " (this host's shadow is %s)" % ("%d.%d" % shadow_release if shadow_release else "unknown")))
         if subid_file.unreadable is not None:
             add("critical", "unreadable", subid_file.path, subid_file.unreadable,
                 unreadable_message(subid_file.path, subid_file.unreadable))

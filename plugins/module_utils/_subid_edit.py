@@ -162,8 +162,8 @@ def edit_text(path, text, wanted, aliases_of, remove=False, previous=None):
     ``alice:0:0`` every ID, ``alice:5:0`` none): all of them go, and the new lines are
     written where the first of them was, in the name form given; owners without lines
     are appended. Lines we write end in ``\\n`` (shadow does not read a line ending in
-    CR); a missing final newline stays missing unless we append after it. Every other
-    line is kept byte for byte.
+    CR), and so does the file: shadow 4.19 and later refuse a whole file whose last line
+    has none, so a missing final newline is added. Every other line is kept byte for byte.
 
     A file with a NUL byte is edited the way shadow reads it (see shadow_records), and the
     edit is refused when shadow would then read any line differently than intended.
@@ -219,8 +219,6 @@ def _edit_records(text, records, wanted, alias, remove):
             listed.append((name, rng, len(out) + 1))
             out.append("%s:%d:%d\n" % (name, rng.start, rng.count))
     missing = [] if remove else [name for name in wanted if name not in placed]
-    if text and not text.endswith("\n") and not missing and listed and listed[-1][2] == len(out):
-        out[-1] = out[-1][:-1]  # the file ended without a newline, in lines we rewrote: keep it so
     if missing:
         if out and not out[-1].endswith("\n"):
             out[-1] += "\n"
@@ -228,7 +226,13 @@ def _edit_records(text, records, wanted, alias, remove):
             for rng in wanted[name]:
                 listed.append((name, rng, len(out) + 1))
                 out.append("%s:%d:%d\n" % (name, rng.start, rng.count))
-    return "".join(out), listed, removed
+    return _with_final_newline("".join(out)), listed, removed
+
+
+def _with_final_newline(new):
+    """``new`` ending in a newline: shadow 4.19 and later read no line of a file whose
+    last line has none (getsubids, useradd and newuidmap fail for every owner)."""
+    return new + "\n" if new and not new.endswith("\n") else new
 
 
 def _alias_search(alias):
@@ -278,7 +282,7 @@ def _edit_spliced(text, wanted, alias, remove, spans=None):
     ``spans``: _alias_lines(text, alias), when known."""
     placed = set()
     pieces, listed, removed = [], [], []
-    prev, delta, ends_listed = 0, 0, False  # delta: lines added minus lines dropped so far
+    prev, delta = 0, 0  # delta: lines added minus lines dropped so far
     for start, end, number in _alias_lines(text, alias) if spans is None else spans:
         raw = text[start:end]
         entry = parse_line(raw[:-1] if raw.endswith("\n") else raw, number)
@@ -287,7 +291,6 @@ def _edit_spliced(text, wanted, alias, remove, spans=None):
         name = alias[entry.owner]
         if start > prev:
             pieces.append(text[prev:start])
-            ends_listed = False
         prev = end
         removed.append(raw.rstrip("\n"))
         delta -= 1
@@ -298,13 +301,9 @@ def _edit_spliced(text, wanted, alias, remove, spans=None):
             delta += 1
             listed.append((name, rng, number + delta))
             pieces.append("%s:%d:%d\n" % (name, rng.start, rng.count))
-            ends_listed = True
     if prev < len(text):
         pieces.append(text[prev:])
-        ends_listed = False
     missing = [] if remove else [name for name in wanted if name not in placed]
-    if text and not text.endswith("\n") and not missing and ends_listed:
-        pieces[-1] = pieces[-1][:-1]  # the file ended without a newline, in lines we rewrote: keep it so
     if missing:
         if pieces and not pieces[-1].endswith("\n"):
             pieces[-1] += "\n"
@@ -314,7 +313,7 @@ def _edit_spliced(text, wanted, alias, remove, spans=None):
                 lines += 1
                 listed.append((name, rng, lines))
                 pieces.append("%s:%d:%d\n" % (name, rng.start, rng.count))
-    return "".join(pieces), listed, removed
+    return _with_final_newline("".join(pieces)), listed, removed
 
 
 def written_ranges(text, owners, aliases_of):
@@ -331,8 +330,8 @@ def written_ranges(text, owners, aliases_of):
     ranges where its first line was and drops its other lines, and keeps every other line
     byte for byte. So a caller that knows the ranges can tell a write would change nothing
     without the write."""
-    if needs_model(text):
-        return None
+    if needs_model(text) or (text and not text.endswith("\n")):
+        return None  # edit_text adds the missing final newline: it rewrites the file whatever the ranges
     alias = _aliases(owners, aliases_of)
     found = collections.OrderedDict()
     for start, end, number in _alias_lines(text, alias):
@@ -342,7 +341,6 @@ def written_ranges(text, owners, aliases_of):
             found.setdefault(alias[entry.owner], []).append((number, raw, entry))
     held = {}
     for owner, lines in found.items():
-        # A line without its newline is the text's last: edit_text keeps it without one.
         as_written = all(raw.rstrip("\n") == "%s:%d:%d" % (owner, entry.start, entry.count)
                          for number, raw, entry in lines)
         together = all(later[0] == earlier[0] + 1 for earlier, later in zip(lines, lines[1:]))

@@ -217,6 +217,9 @@ repaired:
   description:
     - What this run repaired before its own work, after an earlier run was interrupted between
       writing the subuid and the subgid file. In check mode, what a real run would repair.
+    - Also a file whose last line had no newline. Shadow 4.19 and later refuse such a file as a whole
+      (C(getsubids), C(useradd) and C(newuidmap) fail for every owner), so every write ends the file
+      with one.
     - A repair counts as a change.
   returned: always
   type: list
@@ -381,6 +384,12 @@ def apply(module):
             plans.append((kind, plan(module, kind, path, items, cache, plans[-1][1] if plans else None)))
         planned, diffs = report(plans, params, cache)
         result.update(planned)
+        for kind, edit in plans:
+            if edit.old and not edit.old.endswith("\n"):
+                note = ("%s ended without a newline, for which shadow 4.19 and later refuse the whole file; %s"
+                        % (edit.path, "a real run adds it" if module.check_mode else "this run added it"))
+                result["repaired"].append(note)
+                module.warn(note)
         result["changed"] = any(edit.changed for kind, edit in plans) or bool(result["repaired"])
         edits = [edit for kind, edit in plans if edit.changed]
         if edits and not module.check_mode:

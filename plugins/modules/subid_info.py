@@ -180,6 +180,14 @@ systemd_id_allocators:
   type: list
   elements: str
   sample: [/usr/bin/systemd-nspawn]
+shadow_version:
+  description:
+    - The version of the package that ships shadow's tools (C(passwd) on Debian and Ubuntu, C(shadow-utils)
+      on Fedora and RHEL, C(shadow) on SUSE, Arch and Alpine), as the package manager reports it; V(null)
+      when none of them knows it.
+  returned: always
+  type: str
+  sample: "1:4.13+dfsg1-1+deb12u1"
 podman_version:
   description: C(podman --version) output, or V(null) when Podman is not installed.
   returned: always
@@ -201,6 +209,10 @@ findings:
       64-bit), so its owner may map every ID from its start up, as with C(bob:100000:4294967295) or C(bob:0:0)."
     - "V(unreadable) (critical): a NUL byte before the newline of the last line makes shadow refuse the whole
       file, so newuidmap and newgidmap fail for every owner."
+    - "V(missing_final_newline): the file's last line has no newline. Shadow 4.19 and later then refuse the
+      whole file (C(getsubids), C(useradd) and C(newuidmap) fail for every owner), so it is critical where
+      RV(shadow_version) is 4.19 or later and a warning elsewhere (a later shadow upgrade breaks the host).
+      M(fleetid.subid.subid) ends the file with a newline at its next write."
     - "V(unsafe_file) (critical): the file is a symbolic link or not a regular file (shadow refuses it), users
       other than root can write it, or its folder is writable by, or belongs to, other users."
     - "V(interrupted_write): a journal of fleetid.subid.subid shows a run that was interrupted. It is critical
@@ -251,6 +263,7 @@ findings:
 """
 
 import grp
+import re
 import os
 import stat
 
@@ -341,6 +354,28 @@ def helper_report(module, name, cap_name, cap_bit):
     return report
 
 
+# The package manager's name for the package that ships shadow's tools.
+SHADOW_PACKAGES = (("dpkg-query", ["-W", "-f", "${Version}", "passwd"]),
+                   ("rpm", ["-q", "--qf", "%{VERSION}\\n", "shadow-utils", "shadow"]),
+                   ("apk", ["list", "--installed", "shadow"]),
+                   ("pacman", ["-Q", "shadow"]))
+
+
+def shadow_version(module):
+    """(what the package manager says, (major, minor)) of shadow; (None, None) when unknown."""
+    for tool, args in SHADOW_PACKAGES:
+        path = module.get_bin_path(tool)
+        if not path:
+            continue
+        dummy, out, dummy = module.run_command([path] + args, environ_update={"LC_ALL": "C"})
+        for line in out.splitlines():  # rpm exits 1 when one of the two names is not installed
+            # 1:4.13+dfsg1-1 (dpkg), 4.15.1 (rpm), shadow-4.16.0-r1 x86_64 (apk), shadow 4.16.0-1 (pacman)
+            found = re.search(r"(?:^|[\s:-])(4)\.(\d+)", line)
+            if found:
+                return line.strip(), (int(found.group(1)), int(found.group(2)))
+    return None, None
+
+
 def group_ids(module):
     """Sorted GIDs from ``getent group`` (or grp where getent is missing or fails)."""
     try:
@@ -416,6 +451,7 @@ def main():
     if "all" not in params["gather_subset"]:
         module.exit_json(changed=False, subuid=[], subgid=[], login_defs={}, helpers=helpers, sysctls={},
                          nsswitch_subid=None, id_sources={}, systemd_id_allocators=[], podman_version=None,
+                         shadow_version=None,
                          findings=sort_findings(system_findings(helpers, {})))
     files, texts = {}, {}
     for kind in ("subuid", "subgid"):
@@ -430,7 +466,8 @@ def main():
         files[kind] = SubidFile(params[kind + "_path"], text) if isinstance(text, str) else None
 
     accounts = Accounts(module)
-    found = findings(files, accounts, accounts.uids, group_ids(module), params["floor"])
+    shadow_package, shadow_release = shadow_version(module)
+    found = findings(files, accounts, accounts.uids, group_ids(module), params["floor"], shadow_release)
     found.extend(file_findings(params, texts))
 
     sysctls = {}
@@ -468,6 +505,7 @@ def main():
         id_sources=id_sources,
         systemd_id_allocators=allocators,
         podman_version=podman_version,
+        shadow_version=shadow_package,
         findings=found,
     )
 

@@ -7,6 +7,7 @@ account or group take one this host really has (HOST_USER, HOST_GROUP).
 import grp
 import os
 import pwd
+import re
 import subprocess
 import time
 
@@ -250,3 +251,26 @@ def test_odd_files_keep_every_other_byte(run_module, files):
     assert res["changed"] is True
     expected = "# c\r\n\r\nbob:200000:10\r\n  \nalice:100000:65536\nx\x0cy\nweird:0x1:2\nlast:300000:1".encode()
     assert files["subuid"].read_bytes() == expected + b"\xff"
+
+
+def test_a_file_without_a_final_newline_is_reported_then_repaired_by_the_next_write(run_module, files):
+    """shadow 4.19 and later refuse a whole file whose last line has no newline."""
+    for path in files.values():
+        path.write_text("bob:200000:65536\nalice:100000:65536")  # alice's range as the ledger has it
+    info = run_module("fleetid.subid.subid_info", {"subuid_path": str(files["subuid"]),
+                                                   "subgid_path": str(files["subgid"])})
+    minor = int(re.search(r"\b4\.(\d+)", info["shadow_version"]).group(1))  # Debian's 1:4.13+dfsg1-1+deb12u2
+    newline = [(f["severity"], f["file"], f["line"]) for f in info["findings"] if f["kind"] == "missing_final_newline"]
+    severity = "critical" if minor >= 19 else "warning"
+    assert newline == [(severity, str(files["subuid"]), 2), (severity, str(files["subgid"]), 2)]
+    predicted = run_module("fleetid.subid.subid", args(files, ALICE), check_mode=True)
+    assert predicted["changed"] is True and len(predicted["repaired"]) == 2
+    assert all("a real run adds it" in note for note in predicted["repaired"])
+    assert snapshot(files)["subuid"] == b"bob:200000:65536\nalice:100000:65536"
+    res = run_module("fleetid.subid.subid", args(files, ALICE))
+    assert res["changed"] is True and res["changed_owners"] == []  # the ranges were right: only the newline
+    assert ["%s ended without a newline" % files[k] in w for k, w in zip(("subuid", "subgid"), res["warnings"])] \
+        == [True, True]
+    assert snapshot(files) == {k: b"bob:200000:65536\nalice:100000:65536\n" for k in files}
+    again = run_module("fleetid.subid.subid", args(files, ALICE))
+    assert again["changed"] is False and again["repaired"] == []

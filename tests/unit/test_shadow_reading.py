@@ -108,6 +108,22 @@ def test_findings_for_root_and_ids_past_2_32():
     assert ("malformed_line", "warning", 5) in found     # ... which is worth a warning
 
 
+@pytest.mark.parametrize("release,severity,said", [
+    ((4, 20), "critical", "as this host's shadow 4.20 does"),
+    ((4, 19), "critical", "as this host's shadow 4.19 does"),
+    ((4, 13), "warning", "(this host's shadow is 4.13)"),
+    (None, "warning", "(this host's shadow is unknown)"),
+])
+def test_a_missing_final_newline_is_critical_where_shadow_refuses_the_file_for_it(release, severity, said):
+    files = {"subuid": SubidFile("/etc/subuid", "alice:100000:65536\nbob:200000:10"), "subgid": None}
+    found = [f for f in findings(files, account_of, [], [], 1000, release) if f["kind"] == "missing_final_newline"]
+    assert [(f["severity"], f["line"]) for f in found] == [(severity, 2)]
+    assert found[0]["message"].startswith("/etc/subuid line 2, the last, has no newline: shadow 4.19 and later refuse")
+    assert said in found[0]["message"]
+    ended = {"subuid": SubidFile("/etc/subuid", "alice:100000:65536\n"), "subgid": SubidFile("/etc/subgid", "")}
+    assert not [f for f in findings(ended, account_of, [], [], 1000, (4, 20)) if f["kind"] == "missing_final_newline"]
+
+
 # --- NUL bytes: fgets() and strrchr() join the line with the next one ------------------------
 
 def test_a_nul_byte_joins_a_line_with_the_next():

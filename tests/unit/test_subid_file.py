@@ -207,12 +207,16 @@ def test_a_name_without_an_account_matches_only_itself():
     assert render_edit(text, want(("ghost", 300000, 10))) == "3000:100000:10\nghost:300000:10\n"
 
 
-def test_the_missing_final_newline_is_kept_or_fixed_where_we_append():
-    assert render_edit("bob:1:2\nalice:5:6", want(("alice", 100000, 10))) == "bob:1:2\nalice:100000:10"
+def test_a_missing_final_newline_is_always_added():
+    # shadow 4.19 and later read no line of a file whose last line has no newline.
+    assert render_edit("bob:1:2\nalice:5:6", want(("alice", 100000, 10))) == "bob:1:2\nalice:100000:10\n"
     assert render_edit("bob:1:2", want(("alice", 100000, 10))) == "bob:1:2\nalice:100000:10\n"
     assert render_edit("alice:5:6", want(("alice", 100000, 10), ("alice", 200000, 10))) == (
-        "alice:100000:10\nalice:200000:10")
+        "alice:100000:10\nalice:200000:10\n")
+    assert render_edit("alice:100000:10\nbob:1:2", want(("alice", 100000, 10))) == "alice:100000:10\nbob:1:2\n"
     assert render_edit("", want(("alice", 100000, 10))) == "alice:100000:10\n"
+    assert render_edit("bob:1:2\nalice:5:6", owners_to_remove([{"name": "alice"}], "subuid"), remove=True) == (
+        "bob:1:2\n")
 
 
 def test_absent_removes_name_and_numeric_forms():
