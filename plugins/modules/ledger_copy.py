@@ -64,14 +64,14 @@ seealso:
 EXAMPLES = r"""
 - name: Move the fleet's ledger from git into PostgreSQL
   fleetid.subid.ledger_copy:
-    src: "{{ playbook_dir }}/ledger/subid-ledger.yml"
+    src: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     dest: postgresql://fleetid@db.example.com/subid
   run_once: true
 
 - name: Export the PostgreSQL ledger for review in git
   fleetid.subid.ledger_copy:
     src: postgresql://fleetid@db.example.com/subid
-    dest: "{{ playbook_dir }}/ledger/subid-ledger.yml"
+    dest: "{{ inventory_dir }}/../ledger/subid-ledger.yml"
     replace: true
   run_once: true
 """

@@ -64,6 +64,20 @@ def _file_kind(mode):
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
+def _installed_collection_of(path):
+    """The folder of the installed collection (one with a MANIFEST.json, as ansible-galaxy
+    installs it) that ``path`` lies in, or None. A checkout has a galaxy.yml instead."""
+    folder = os.path.dirname(path)
+    while True:
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        if os.path.basename(os.path.dirname(parent)) == "ansible_collections" and \
+                os.path.isfile(os.path.join(folder, "MANIFEST.json")):
+            return folder
+        folder = parent
+
+
 class FileStore:
     def __init__(self, path, lock_timeout=60.0, cache_dir=None, read_only=False):
         # A symlinked ledger (say to a shared ledger in another checkout) is read and
@@ -71,6 +85,14 @@ class FileStore:
         # the lock lies beside the target, so every path to one ledger takes one lock.
         self.given_path = os.path.abspath(os.path.expanduser(path))
         self.path = os.path.realpath(self.given_path)
+        collection = _installed_collection_of(self.path)
+        if collection:
+            raise LedgerError(
+                "ledger %s refused, nothing was read or written: it lies inside the installed collection %s, "
+                "which 'ansible-galaxy collection install --force' (an upgrade) deletes with everything in it. "
+                "Move it beside your inventory, in your own git repository (for example "
+                "subid_ledger: \"{{ inventory_dir }}/../ledger/subid-ledger.yml\"), and point subid_ledger there"
+                % (self.path, collection))
         self.location = self.path
         self.read_only = read_only
         self.lock_path = self.path + ".lock"

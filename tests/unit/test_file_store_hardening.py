@@ -386,3 +386,18 @@ def test_a_ledger_from_before_seals_is_read_and_sealed_by_its_next_write(tmp_pat
         upgraded = handle.read()
     assert upgraded.startswith(ledger.HEADER.encode()) and upgraded.splitlines()[-1].startswith(b"# end: 2 blocks")
     assert ledger.unseal(upgraded) == ledger.render(ledger.parse(upgraded.decode())).encode()
+
+
+def test_a_ledger_inside_an_installed_collection_is_refused_before_an_upgrade_deletes_it(tmp_path):
+    installed = tmp_path / "collections" / "ansible_collections" / "fleetid" / "subid"
+    (installed / "playbooks" / "ledger").mkdir(parents=True)
+    (installed / "MANIFEST.json").write_text("{}")
+    path = installed / "playbooks" / "ledger" / "subid-ledger.yml"
+    with pytest.raises(ledger.LedgerError, match="lies inside the installed collection %s, which 'ansible-galaxy "
+                                                 "collection install --force'" % installed):
+        FileStore(str(path), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    assert not path.exists()
+    (installed / "MANIFEST.json").unlink()  # a checkout of the collection (galaxy.yml, no MANIFEST.json) is fine
+    store = FileStore(str(path), lock_timeout=1, cache_dir=str(tmp_path / "cache"))
+    allocate(store, POOL, parse_owners(["alice"], POOL), "h1", TODAY)
+    assert path.exists()
