@@ -92,3 +92,34 @@ def test_each_action_failure_is_a_result_with_a_message_not_a_traceback(tmp_path
     assert ledger.read_bytes() == before
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == ["a-file", "a-folder", "ledger.yml", "play.yml", "results.json", "vars.json"]
+
+
+def test_module_defaults_of_the_ledger_group_set_the_ledger_and_the_pool_once(tmp_path):
+    folder = tmp_path / "ledger"
+    folder.mkdir(mode=0o700)
+    playbook = tmp_path / "group.yml"
+    playbook.write_text("""\
+- name: Ledger and pool set once
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/fleetid.subid.ledger:
+      ledger: "{{ ledger }}"
+      pool: {ranges: [{start: 100000, count: 6553600}]}
+  tasks:
+    - name: Allocate with neither given
+      fleetid.subid.allocate:
+        owners: [alice]
+      register: allocated
+    - name: Save it
+      ansible.builtin.copy:
+        content: "{{ allocated | to_json }}"
+        dest: "{{ out }}"
+        mode: "0644"
+""")
+    out = tmp_path / "allocated.json"
+    run_playbook(playbook, "-e", json.dumps({"ledger": str(folder / "subid-ledger.yml"), "out": str(out)}))
+    allocated = json.loads(out.read_text())
+    assert allocated["ledger"] == str(folder / "subid-ledger.yml") and allocated["changed"] is True
+    assert allocated["subuid"] == [{"name": "alice", "start": 100000, "count": 65536}]
