@@ -218,10 +218,10 @@ class FileStore:
             st = os.stat(folder)
             # A group-writable folder of our own is fine: user private groups make it so.
             if st.st_uid not in (me, 0) or st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_uid != me):
-                refuse("its folder %s can be changed by someone other than uid %d or root (owner uid %d, "
-                       "mode %04o), who could swap the ledger or its lock file; give it to uid %d or root "
-                       "and take others' write permission away"
-                       % (folder, me, st.st_uid, st.st_mode & 0o7777, me))
+                trusted = "root" if me == 0 else "uid %d or root" % me
+                refuse("its folder %s can be changed by someone other than %s (owner uid %d, mode %04o), who "
+                       "could swap the ledger or its lock file; give it to %s and take others' write permission "
+                       "away" % (folder, trusted, st.st_uid, st.st_mode & 0o7777, trusted))
 
         def open_checked(path, lock_file):
             flags = os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if lock_file else 0)
