@@ -80,7 +80,7 @@ def test_each_action_failure_is_a_result_with_a_message_not_a_traceback(tmp_path
         # "Task failed: ...", 2.16 to 2.18 "Unexpected failure during module execution: ...".
         assert not result["msg"].startswith(("Task failed", "Unexpected failure")), (name, result["msg"])
         assert not result.get("changed"), name
-    assert "many" in results["bad_pool"]["msg"] and results["bad_pool"]["msg"].count("\n") == 0
+    assert "'start'" in results["bad_pool"]["msg"] and "pool -> ranges" in results["bad_pool"]["msg"]
     assert "owner" in results["bad_option"]["msg"]
     assert results["folder_ledger"]["msg"] == (
         "ledger %s refused, nothing was read or written: it is not a regular file (a folder); remove it or "
