@@ -294,7 +294,11 @@ class UserCheck:
         rc, out, err = self.podman_cmd("run", "--rm", *(self.module.params["run_options"] + [image, "sh", "-c", script]))
         self.report["ran"] = rc == 0
         if rc != 0:
-            self.problem("podman run %s failed: %s" % (image, explain_podman_error(err + out, self.name, total)))
+            # Podman 3.0 can exit non-zero after the command ran, saying nothing: give the status.
+            reason = explain_podman_error(err + out, self.name, total) if err.strip() else (
+                "podman exited with status %d and no error message, after the command printed %r"
+                % (rc, out.strip()[-200:]))
+            self.problem("podman run %s failed: %s" % (image, reason))
         elif out.strip() != "%d:%d" % (highest_uid, highest_gid):
             self.problem("chown to the highest mapped IDs %d:%d inside the container gave %r"
                          % (highest_uid, highest_gid, out.strip()))
