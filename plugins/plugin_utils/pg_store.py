@@ -258,7 +258,8 @@ class PostgresStore:
             raise self._fail("the URI cannot be used", exc) from None
 
     def _prepare_schema(self):
-        """Whether the schema exists (at this collection's version) afterwards."""
+        """Whether the blocks can be read afterwards: the schema exists, at this collection's
+        version (a writer migrates an older one first) or, for a reader, at any version."""
         psycopg = self._psycopg
         conn = self._conn
         try:
@@ -268,8 +269,10 @@ class PostgresStore:
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
             with conn.transaction():
                 version = self._schema_version(conn)
-            if version == SCHEMA_VERSION or self.read_only:
-                return version == SCHEMA_VERSION
+            if version == SCHEMA_VERSION:
+                return True
+            if self.read_only:  # the blocks table exists from version 1 on; later ones only tighten checks
+                return version >= 1
             # First use, or an older schema: migrate in one transaction under the writers'
             # lock. The lock is taken before the transaction starts, so the transaction sees
             # the catalog as another controller that migrated first left it.

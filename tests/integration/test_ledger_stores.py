@@ -389,3 +389,17 @@ def test_a_dropped_constraint_stops_every_write_and_every_read_checks_the_rows(p
         with pytest.raises(LedgerError, match=overlap):
             service.copy(source, dest, replace=True)
     assert not export.exists()
+
+
+def test_a_database_of_an_older_schema_is_read_as_it_is_and_migrated_by_the_next_write(postgres, pg_ledger):
+    run(pg_ledger, ["alice"])
+    database = pg_ledger.rsplit("/", 1)[1]
+    postgres.sql(database, "UPDATE fleetid_subid.meta SET schema_version = 1")
+    # Check mode, the audit and ledger_info never migrate: they still see every block.
+    assert [b[0] for b in state(pg_ledger)] == ["alice"]
+    assert entries(run(pg_ledger, ["alice", "bob"], check_mode=True)) == {
+        "alice": [(100000, 65536)], "bob": [(165536, 65536)]}
+    assert postgres.sql(database, "SELECT schema_version FROM fleetid_subid.meta") == ["1"]
+    run(pg_ledger, ["bob"])
+    assert postgres.sql(database, "SELECT schema_version FROM fleetid_subid.meta") == ["2"]
+    assert [b[0] for b in state(pg_ledger)] == ["alice", "bob"]
