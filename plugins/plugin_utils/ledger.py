@@ -164,10 +164,15 @@ def render(blocks):
     return "\n".join(lines) + "\n"
 
 
+def _asks_for_seal(data):
+    """Whether the header of the ledger bytes ``data`` (before ``version:``) carries the seal mark."""
+    return _SEAL_MARK in data[:data.find(b"\nversion:") + 1]
+
+
 def seal(body):
     """The file bytes for the ledger bytes ``body``: with its seal line (the number of
     block lines and the SHA-256 of everything before it) if its header asks for one."""
-    if _SEAL_MARK not in body[:body.find(b"\nversion:") + 1]:
+    if not _asks_for_seal(body):
         return body
     return body + b"# end: %d blocks, sha256 %s\n" % (body.count(b"\n- {"), hashlib.sha256(body).hexdigest().encode())
 
@@ -175,20 +180,21 @@ def seal(body):
 def unseal(data, source="ledger"):
     """The ledger bytes of the file bytes ``data`` (None stays None), its seal checked
     and taken off; LedgerError when a file that should end with its seal does not."""
-    if data is None or _SEAL_MARK not in data[:data.find(b"\nversion:") + 1]:
+    if data is None or not _asks_for_seal(data):
         return data
     cut = data.rfind(b"\n", 0, len(data) - 1) + 1
     body, last = data[:cut], data[cut:]
     if last == ACCEPT_EDIT:  # a person vouches for a hand edit: validated as any text is
         return body
     found = _SEAL_RE.match(last)
+    blocks = body.count(b"\n- {")
     problem = None
     if not found:
         problem = "its last line is not its seal, so it was cut short (%d block lines remain) or edited by hand" % (
             data.count(b"\n- {"))
-    elif int(found.group(1)) != body.count(b"\n- {"):
+    elif int(found.group(1)) != blocks:
         problem = "its seal counts %s blocks and %d are left, so it was cut short or edited by hand" % (
-            found.group(1).decode(), body.count(b"\n- {"))
+            found.group(1).decode(), blocks)
     elif hashlib.sha256(body).hexdigest() != found.group(2).decode():
         problem = "its content does not match its seal, so it was edited by hand or damaged"
     if problem:
