@@ -21,8 +21,13 @@ from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import (
 )
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_FLOOR, IdRange
 
+# The switches of shadow 4.19 and later: numeric owners, and ranges computed from the UID
+# (useradd then ignores the lines already in the files).
+LOGIN_DEFS_SWITCHES = ("SUB_UID_STORE_BY_UID", "SUB_GID_STORE_BY_UID", "SUB_UID_DETERMINISTIC",
+                       "SUB_GID_DETERMINISTIC", "UNSAFE_SUB_UID_DETERMINISTIC_WRAP",
+                       "UNSAFE_SUB_GID_DETERMINISTIC_WRAP")
 LOGIN_DEFS_KEYS = ("SUB_UID_MIN", "SUB_UID_MAX", "SUB_UID_COUNT", "SUB_GID_MIN", "SUB_GID_MAX",
-                   "SUB_GID_COUNT", "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX")
+                   "SUB_GID_COUNT", "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX") + LOGIN_DEFS_SWITCHES
 
 
 def parse_login_defs(text):
@@ -40,6 +45,29 @@ def parse_login_defs(text):
             number = c_strtoul(value)
             values[fields[0]] = number if number is not None else value
     return values
+
+
+def _switch_on(values, key):
+    # getdef.c's getdef_bool: "yes", in any case, is true; anything else is false.
+    return str(values.get(key, "")).lower() == "yes"
+
+
+def login_defs_findings(values, path="/etc/login.defs"):
+    """Findings about the allocation switches in parsed login.defs ``values``."""
+    found = []
+    for kind_name, ids in (("subuid", "UID"), ("subgid", "GID")):
+        if not _switch_on(values, "SUB_%s_DETERMINISTIC" % ids):
+            continue
+        wraps = _switch_on(values, "UNSAFE_SUB_%s_DETERMINISTIC_WRAP" % ids)
+        found.append({
+            "severity": "critical" if wraps else "warning", "kind": "login_defs_deterministic", "file": path,
+            "line": None,
+            "message": "%s sets SUB_%s_DETERMINISTIC yes: useradd and usermod compute each new user's %s range "
+                       "from the UID and ignore the lines already there, so a new range can overlap one of "
+                       "them%s" % (path, ids, kind_name,
+                                   ", and UNSAFE_SUB_%s_DETERMINISTIC_WRAP yes lets ranges wrap around onto "
+                                   "each other" % ids if wraps else "")})
+    return found
 
 
 CAP_SETGID = 6
@@ -80,8 +108,15 @@ def decode_file_caps(raw):
 
 
 # Owners whose entry is read by name with no account behind it: containers/storage
-# (Podman and CRI-O --userns=auto) looks up the `containers` entry only in the files.
+# (Podman and CRI-O --userns=auto) looks up the `containers` entry only in the files,
+# unless it reads it through libsubid of shadow 4.20, which resolves the name first.
 ACCOUNTLESS_OWNERS = frozenset({"containers"})
+# From 4.20, shadow matches lines by the owner's resolved UID and skips a name that does
+# not resolve: getsubids, newuidmap and libsubid see no range for it.
+RESOLVES_OWNERS = (4, 20)
+# The kubelet reads its ranges with `getsubids kubelet` and accepts exactly one, the same
+# in both files; every shadow counts the lines of the name and of its numeric UID.
+KUBELET = "kubelet"
 
 
 def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_release=None):
@@ -102,6 +137,7 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
         host_ids = host_uids if kind_name == "subuid" else host_gids
         id_word = "UID" if kind_name == "subuid" else "GID"
         accounts = {}  # owner field -> uid_of(owner), looked up once per owner
+        resolves = shadow_release is not None and shadow_release >= RESOLVES_OWNERS
         if subid_file.lines and not subid_file.lines[-1].endswith("\n"):
             refused = shadow_release is not None and shadow_release >= (4, 19)
             add("critical" if refused else "warning", "missing_final_newline", subid_file.path, len(subid_file.lines),
@@ -140,9 +176,10 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
             if entry.owner not in accounts:
                 accounts[entry.owner] = uid_of(entry.owner)
             account = accounts[entry.owner]
-            if account is None and entry.owner not in ACCOUNTLESS_OWNERS:
+            if account is None and (resolves or entry.owner not in ACCOUNTLESS_OWNERS):
                 add("warning", "unknown_owner", subid_file.path, entry.line,
-                    "%s: owner %s has no account on this host" % (where, entry.owner))
+                    "%s: owner %s has no account on this host%s" % (
+                        where, entry.owner, _unresolved_effect(entry.owner, shadow_release) if resolves else ""))
             own = account[0] if account and kind_name == "subuid" else (account[1] if account else None)
             i = bisect.bisect_left(host_ids, rng.start)
             if own is not None and rng.contains_id(own):
@@ -162,6 +199,42 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
                         "%s overlaps %s: each owner can reach the other's files"
                         % (subid_file.where(entry), subid_file.where(other)))
             active.append(entry)
+    found.extend(_kubelet_findings(files, uid_of))
+    return found
+
+
+def _unresolved_effect(owner, shadow_release):
+    if owner in ACCOUNTLESS_OWNERS:
+        return (": this host's shadow %d.%d skips a name that does not resolve, so Podman and CRI-O built with "
+                "libsubid (as Debian's are) find no range for --userns=auto; create the account "
+                "(useradd --system --no-create-home %s)" % (shadow_release + (owner,)))
+    return (": this host's shadow %d.%d skips a name that does not resolve, so getsubids and newuidmap give "
+            "%s no range until the account resolves" % (shadow_release + (owner,)))
+
+
+def _kubelet_findings(files, uid_of):
+    """The kubelet's own rule: one range, the same in subuid and subgid, found by name or UID."""
+    account = uid_of(KUBELET)
+    forms = {KUBELET, str(account[0])} if account else {KUBELET}
+    found, ranges = [], {}
+    for kind_name, subid_file in files.items():
+        if subid_file is None:
+            continue
+        lines = [e for e in subid_file.entries if e.owner in forms and e.range]
+        ranges[kind_name] = [e.range for e in lines]
+        if len(lines) > 1:
+            found.append({
+                "severity": "critical", "kind": "kubelet_ranges", "file": subid_file.path, "line": lines[1].line,
+                "message": "%s has %d ranges for the kubelet (%s): getsubids returns them all and the kubelet "
+                           "refuses to start unless it gets exactly one" % (
+                               subid_file.path, len(lines),
+                               ", ".join(subid_file.where(e) for e in lines))})
+    if all(len(ranges.get(kind_name, ())) == 1 for kind_name in ("subuid", "subgid")) \
+            and ranges["subuid"] != ranges["subgid"]:
+        found.append({
+            "severity": "critical", "kind": "kubelet_ranges", "file": files["subgid"].path, "line": None,
+            "message": "the kubelet's subuid range %s and subgid range %s differ: the kubelet requires them equal"
+                       % (ranges["subuid"][0], ranges["subgid"][0])})
     return found
 
 

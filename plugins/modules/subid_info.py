@@ -115,7 +115,11 @@ subgid:
   elements: dict
   sample: [{owner: alice, start: 100000, count: 65536, line: 1}]
 login_defs:
-  description: SUB_UID_MIN/MAX/COUNT, SUB_GID_MIN/MAX/COUNT, UID_MIN/MAX and GID_MIN/MAX values found in login.defs.
+  description:
+    - SUB_UID_MIN/MAX/COUNT, SUB_GID_MIN/MAX/COUNT, UID_MIN/MAX and GID_MIN/MAX values found in login.defs.
+    - Also the switches of shadow 4.19 and later, as the strings found, when set
+      (SUB_UID_STORE_BY_UID, SUB_GID_STORE_BY_UID, SUB_UID_DETERMINISTIC, SUB_GID_DETERMINISTIC,
+      UNSAFE_SUB_UID_DETERMINISTIC_WRAP and UNSAFE_SUB_GID_DETERMINISTIC_WRAP).
   returned: always
   type: dict
   sample: {SUB_UID_MIN: 100000, SUB_UID_MAX: 600100000, SUB_UID_COUNT: 65536}
@@ -203,8 +207,17 @@ findings:
     - "V(host_id_collision) (critical): a range contains the UID (subuid) or GID (subgid)
       of an account or group the host knows, including directory-service ones that C(getent) lists."
     - "V(owner_id_in_range) (critical): a range contains its own owner's UID (subuid) or primary GID (subgid)."
-    - "V(unknown_owner) (warning): the owner has no account on this host. Not reported for C(containers),
-      whose entry Podman and CRI-O read without an account."
+    - "V(unknown_owner) (warning): the owner has no account on this host. Where RV(shadow_version) is 4.20 or
+      later, shadow skips such a line (getsubids and newuidmap give the owner no range until the account
+      resolves), and the message says so. Before 4.20 it is not reported for C(containers), whose entry
+      Podman and CRI-O read without an account; from 4.20, Podman built with libsubid (as Debian's is)
+      needs a C(containers) account too."
+    - "V(kubelet_ranges) (critical): the C(kubelet) owner has more than one range in a file, by name or by
+      its numeric UID (getsubids returns them all), or its subuid and subgid ranges differ. The kubelet
+      refuses to start in either case."
+    - "V(login_defs_deterministic): login.defs sets SUB_UID_DETERMINISTIC or SUB_GID_DETERMINISTIC to yes,
+      so useradd computes new ranges from the UID and ignores the lines already in the files (warning);
+      critical when the matching UNSAFE_SUB_*_DETERMINISTIC_WRAP is yes too."
     - "V(beyond_id_space) (critical): shadow reads the range as reaching past ID 2^32-1 (its numbers are
       64-bit), so its owner may map every ID from its start up, as with C(bob:100000:4294967295) or C(bob:0:0)."
     - "V(unreadable) (critical): a NUL byte before the newline of the last line makes shadow refuse the whole
@@ -277,6 +290,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._host_report import 
     SYSTEMD_ID_ALLOCATORS,
     decode_file_caps,
     findings,
+    login_defs_findings,
     nsswitch_subid_source,
     parse_login_defs,
     sort_findings,
@@ -492,13 +506,15 @@ def main():
         rc, out, err = module.run_command([podman, "--version"], environ_update={"LC_ALL": "C"})
         podman_version = out.strip() if rc == 0 else None
 
-    found = sort_findings(found)
     login_defs_text = read(params["login_defs_path"])
+    login_defs = parse_login_defs(login_defs_text or "")
+    found.extend(login_defs_findings(login_defs, params["login_defs_path"]))
+    found = sort_findings(found)
     module.exit_json(
         changed=False,
         subuid=[e._asdict() for e in files["subuid"].entries] if files["subuid"] else [],
         subgid=[e._asdict() for e in files["subgid"].entries] if files["subgid"] else [],
-        login_defs=parse_login_defs(login_defs_text or ""),
+        login_defs=login_defs,
         helpers=helpers,
         sysctls=sysctls,
         nsswitch_subid=source,

@@ -37,7 +37,7 @@ def apply(tmp_path, path, *flags, check=True, **role_vars):
 
 def keys(text):
     return {line.split()[0]: line.split()[1] for line in text.splitlines()
-            if line.strip() and not line.startswith("#") and line.split()[0].startswith("SUB_")}
+            if line.strip() and not line.startswith("#") and "SUB_" in line.split()[0]}
 
 
 def other_lines(text):
@@ -84,3 +84,19 @@ def test_local_window_overlapping_the_pool_is_refused(tmp_path, login_defs):
     assert ("the local window 400000000-699999999 overlaps the central pool range 100000-500099999: "
             "useradd would hand out IDs the pool also gives to others") in proc.stdout
     assert login_defs.read_bytes() == before
+
+
+def test_the_deterministic_switches_set_in_the_file_are_turned_off_and_absent_ones_stay_absent(tmp_path, login_defs):
+    # shadow 4.19+ computes ranges from the UID with these, ignoring the lines already there.
+    text = login_defs.read_text() + "SUB_UID_DETERMINISTIC yes\nUNSAFE_SUB_UID_DETERMINISTIC_WRAP\tyes\n" \
+                                    "#SUB_GID_DETERMINISTIC yes\n"
+    login_defs.write_text(text)
+    checked = apply(tmp_path, login_defs, "--check")
+    assert checked.recap["localhost"]["changed"] == 1 and login_defs.read_text() == text
+    proc = apply(tmp_path, login_defs)
+    after = keys(login_defs.read_text())
+    assert after["SUB_UID_DETERMINISTIC"] == "no" and after["UNSAFE_SUB_UID_DETERMINISTIC_WRAP"] == "no"
+    assert "SUB_GID_DETERMINISTIC" not in after and "UNSAFE_SUB_GID_DETERMINISTIC_WRAP" not in after
+    assert "#SUB_GID_DETERMINISTIC yes" in login_defs.read_text()
+    assert proc.recap["localhost"]["changed"] == 1
+    assert apply(tmp_path, login_defs).recap["localhost"]["changed"] == 0

@@ -9,7 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.fleetid.subid.plugins.module_utils._host_report import findings
+from ansible_collections.fleetid.subid.plugins.module_utils._host_report import (
+    findings,
+    login_defs_findings,
+    parse_login_defs,
+)
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import (
     SubidError,
     check_edit,
@@ -122,6 +126,79 @@ def test_a_missing_final_newline_is_critical_where_shadow_refuses_the_file_for_i
     assert said in found[0]["message"]
     ended = {"subuid": SubidFile("/etc/subuid", "alice:100000:65536\n"), "subgid": SubidFile("/etc/subgid", "")}
     assert not [f for f in findings(ended, account_of, [], [], 1000, (4, 20)) if f["kind"] == "missing_final_newline"]
+
+
+# --- shadow 4.20: owners matched by resolved UID; the kubelet's single range -----------------
+
+KUBELET_ACCOUNTS = dict(ACCOUNTS, kubelet=(990, 990))
+
+
+def kubelet_account_of(owner):
+    if owner.isdigit():
+        return next((acc for acc in KUBELET_ACCOUNTS.values() if acc[0] == int(owner)), None)
+    return KUBELET_ACCOUNTS.get(owner)
+
+
+def of_kind(found, kind):
+    return [f for f in found if f["kind"] == kind]
+
+
+@pytest.mark.parametrize("release", [(4, 13), (4, 17), None])
+def test_before_shadow_4_20_an_unresolved_owner_is_a_plain_warning_and_containers_needs_no_account(release):
+    text = "ghost:300000:65536\ncontainers:1000000:1000000\n"
+    files = {"subuid": SubidFile("/etc/subuid", text), "subgid": None}
+    found = of_kind(findings(files, account_of, [], [], 1000, release), "unknown_owner")
+    assert [(f["severity"], f["line"], f["message"]) for f in found] == [
+        ("warning", 1, "/etc/subuid line 1 (ghost:300000:65536): owner ghost has no account on this host")]
+
+
+def test_shadow_4_20_gives_an_unresolved_owner_no_range_and_containers_needs_an_account():
+    text = "ghost:300000:65536\ncontainers:1000000:1000000\n"
+    files = {"subuid": SubidFile("/etc/subuid", text), "subgid": None}
+    found = of_kind(findings(files, account_of, [], [], 1000, (4, 20)), "unknown_owner")
+    assert [(f["severity"], f["line"]) for f in found] == [("warning", 1), ("warning", 2)]
+    assert "shadow 4.20 skips a name that does not resolve, so getsubids and newuidmap give ghost no range" \
+        in found[0]["message"]
+    assert "find no range for --userns=auto; create the account (useradd --system --no-create-home containers)" \
+        in found[1]["message"]
+
+
+@pytest.mark.parametrize("subuid", ["kubelet:65536000:7208960\n990:72744960:7208960\n",
+                                    "kubelet:65536000:7208960\nkubelet:72744960:7208960\n"])
+def test_a_second_kubelet_range_in_either_form_is_critical(subuid):
+    files = {"subuid": SubidFile("/etc/subuid", subuid),
+             "subgid": SubidFile("/etc/subgid", "kubelet:65536000:7208960\n")}
+    found = of_kind(findings(files, kubelet_account_of, [], [], 1000, (4, 20)), "kubelet_ranges")
+    assert [(f["severity"], f["file"], f["line"]) for f in found] == [("critical", "/etc/subuid", 2)]
+    assert "/etc/subuid has 2 ranges for the kubelet (/etc/subuid line 1 (kubelet:65536000:7208960), " \
+        "/etc/subuid line 2" in found[0]["message"]
+    assert "refuses to start unless it gets exactly one" in found[0]["message"]
+
+
+def test_the_kubelet_needs_the_same_range_in_both_files():
+    one = "kubelet:65536000:7208960\n"
+    same = {"subuid": SubidFile("/etc/subuid", one), "subgid": SubidFile("/etc/subgid", one)}
+    assert of_kind(findings(same, kubelet_account_of, [], [], 1000, (4, 17)), "kubelet_ranges") == []
+    differ = {"subuid": SubidFile("/etc/subuid", one),
+              "subgid": SubidFile("/etc/subgid", "990:72744960:7208960\n")}
+    found = of_kind(findings(differ, kubelet_account_of, [], [], 1000, (4, 17)), "kubelet_ranges")
+    assert [(f["severity"], f["file"]) for f in found] == [("critical", "/etc/subgid")]
+    assert found[0]["message"] == ("the kubelet's subuid range 65536000-72744959 (7208960 IDs) and subgid range "
+                                   "72744960-79953919 (7208960 IDs) differ: the kubelet requires them equal")
+
+
+def test_the_deterministic_switches_of_login_defs_are_reported():
+    values = parse_login_defs("SUB_UID_DETERMINISTIC\tyes\nSUB_GID_DETERMINISTIC YES\n"
+                              "UNSAFE_SUB_GID_DETERMINISTIC_WRAP yes\nSUB_UID_STORE_BY_UID yes\n"
+                              "#SUB_GID_STORE_BY_UID yes\n")
+    assert values == {"SUB_UID_DETERMINISTIC": "yes", "SUB_GID_DETERMINISTIC": "YES",
+                      "UNSAFE_SUB_GID_DETERMINISTIC_WRAP": "yes", "SUB_UID_STORE_BY_UID": "yes"}
+    found = login_defs_findings(values)
+    assert [(f["severity"], f["kind"]) for f in found] == [("warning", "login_defs_deterministic"),
+                                                             ("critical", "login_defs_deterministic")]
+    assert "SUB_UID_DETERMINISTIC yes: useradd and usermod compute each new user's subuid range" in found[0]["message"]
+    assert "UNSAFE_SUB_GID_DETERMINISTIC_WRAP yes lets ranges wrap around" in found[1]["message"]
+    assert login_defs_findings(parse_login_defs("SUB_UID_DETERMINISTIC no\nUNSAFE_SUB_UID_DETERMINISTIC_WRAP yes\n")) == []
 
 
 # --- NUL bytes: fgets() and strrchr() join the line with the next one ------------------------
