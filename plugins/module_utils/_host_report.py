@@ -112,7 +112,8 @@ def decode_file_caps(raw):
 # unless it reads it through libsubid of shadow 4.20, which resolves the name first.
 ACCOUNTLESS_OWNERS = frozenset({"containers"})
 # From 4.20, shadow matches lines by the owner's resolved UID and skips a name that does
-# not resolve: getsubids, newuidmap and libsubid see no range for it.
+# not resolve (getsubids, newuidmap and libsubid see no range for it), and it skips a line
+# whose start + count passes 2^32 instead of reading it as every ID from start up.
 RESOLVES_OWNERS = (4, 20)
 # The kubelet reads its ranges with `getsubids kubelet` and accepts exactly one, the same
 # in both files; every shadow counts the lines of the name and of its numeric UID.
@@ -160,7 +161,11 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
             where = subid_file.where(entry)
             if entry.note and not entry.note.startswith(DECIMAL_NOTE):  # that one is a consumer_compat
                 add("warning", "malformed_line", subid_file.path, entry.line, "%s %s" % (where, entry.note))
-            if entry.beyond_id_space:
+            if entry.beyond_id_space and resolves and entry.count and entry.start + entry.count > 1 << 32:
+                add("warning", "beyond_id_space", subid_file.path, entry.line,
+                    "%s reaches past ID 2^32-1: this host's shadow %d.%d skips the line, so %s gets no range "
+                    "from it" % ((where,) + shadow_release + (entry.owner,)))
+            elif entry.beyond_id_space:
                 add("critical", "beyond_id_space", subid_file.path, entry.line,
                     "%s reaches past ID 2^32-1: shadow reads its last ID as %d and lets its owner map every ID "
                     "from %d to %d" % (where, entry.shadow_last, rng.start, rng.last) if rng else

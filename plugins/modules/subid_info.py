@@ -219,7 +219,9 @@ findings:
       so useradd computes new ranges from the UID and ignores the lines already in the files (warning);
       critical when the matching UNSAFE_SUB_*_DETERMINISTIC_WRAP is yes too."
     - "V(beyond_id_space) (critical): shadow reads the range as reaching past ID 2^32-1 (its numbers are
-      64-bit), so its owner may map every ID from its start up, as with C(bob:100000:4294967295) or C(bob:0:0)."
+      64-bit), so its owner may map every ID from its start up, as with C(bob:100000:4294967295) or C(bob:0:0).
+      Where RV(shadow_version) is 4.20 or later, shadow skips a line whose start plus count passes 2^32
+      instead, and such a line is a warning: its owner gets no range from it."
     - "V(unreadable) (critical): a NUL byte before the newline of the last line makes shadow refuse the whole
       file, so newuidmap and newgidmap fail for every owner."
     - "V(missing_final_newline): the file's last line has no newline. Shadow 4.19 and later then refuse the

@@ -187,6 +187,17 @@ def test_the_kubelet_needs_the_same_range_in_both_files():
                                    "72744960-79953919 (7208960 IDs) differ: the kubelet requires them equal")
 
 
+@pytest.mark.parametrize("release,severity,said", [
+    ((4, 17), "critical", "lets its owner map every ID from 100000"),
+    ((4, 20), "warning", "this host's shadow 4.20 skips the line, so bob gets no range from it"),
+])
+def test_a_range_past_2_32_is_a_hole_before_shadow_4_20_and_a_lost_line_after(release, severity, said):
+    files = {"subuid": SubidFile("/etc/subuid", "bob:100000:4294967295\n"), "subgid": None}
+    found = of_kind(findings(files, account_of, [], [], 1000, release), "beyond_id_space")
+    assert [(f["severity"], f["line"]) for f in found] == [(severity, 1)]
+    assert said in found[0]["message"]
+
+
 def test_the_deterministic_switches_of_login_defs_are_reported():
     values = parse_login_defs("SUB_UID_DETERMINISTIC\tyes\nSUB_GID_DETERMINISTIC YES\n"
                               "UNSAFE_SUB_GID_DETERMINISTIC_WRAP yes\nSUB_UID_STORE_BY_UID yes\n"
@@ -194,8 +205,8 @@ def test_the_deterministic_switches_of_login_defs_are_reported():
     assert values == {"SUB_UID_DETERMINISTIC": "yes", "SUB_GID_DETERMINISTIC": "YES",
                       "UNSAFE_SUB_GID_DETERMINISTIC_WRAP": "yes", "SUB_UID_STORE_BY_UID": "yes"}
     found = login_defs_findings(values)
-    assert [(f["severity"], f["kind"]) for f in found] == [("warning", "login_defs_deterministic"),
-                                                             ("critical", "login_defs_deterministic")]
+    assert [(f["severity"], f["kind"]) for f in found] == [
+        ("warning", "login_defs_deterministic"), ("critical", "login_defs_deterministic")]
     assert "SUB_UID_DETERMINISTIC yes: useradd and usermod compute each new user's subuid range" in found[0]["message"]
     assert "UNSAFE_SUB_GID_DETERMINISTIC_WRAP yes lets ranges wrap around" in found[1]["message"]
     assert login_defs_findings(parse_login_defs("SUB_UID_DETERMINISTIC no\nUNSAFE_SUB_UID_DETERMINISTIC_WRAP yes\n")) == []

@@ -16,7 +16,9 @@ RELEASES = {
     "subid-plat-deb11": {"debian": "11.", "shadow": "1:4.8.", "podman": "3.0."},
     "subid-plat-deb12": {"debian": "12.", "shadow": "1:4.13+", "podman": "4.3."},
     "subid-plat-deb13": {"debian": "13.", "shadow": "1:4.17.", "podman": "5.4."},
+    "subid-plat-debsid": {"debian": "forky/sid", "shadow": "1:4.20.", "podman": "5."},
 }
+SID = "subid-plat-debsid"
 
 
 def _config():
@@ -113,10 +115,33 @@ def test_fleet_owners_have_the_same_ranges_on_every_release():
         assert e1 <= s2, "%s overlaps %s" % (o1, o2)
 
 
+def test_a_file_without_a_final_newline_is_repaired_where_shadow_refused_it():
+    """prepare left both files of the sid host without a final newline; shadow 4.20 then
+    refused the whole file. After converge each ends with one and getsubids reads it."""
+    host = testinfra.get_host("podman://" + SID)
+    assert "Non-text file" in host.file("/root/getsubids.before-converge").content_string
+    wanted = expected_for(SID)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = host.file(path).content_string
+        assert text.startswith("# edited by hand, without a final newline\n") and text.endswith("\n"), path
+    for flag, path in (("", "subuid"), ("-g ", "subgid")):
+        out = host.check_output("getsubids %salice" % flag)
+        (start, count), = wanted["alice"]
+        assert out.split() == ["0:", "alice", str(start), str(count)], (path, out)
+
+
+def test_deterministic_allocation_was_switched_off():
+    host = testinfra.get_host("podman://" + SID)
+    values = [line.split() for line in host.file("/etc/login.defs").content_string.splitlines()
+              if line.startswith("SUB_UID_DETERMINISTIC")]
+    assert values == [["SUB_UID_DETERMINISTIC", "no"]]
+
+
 def test_login_defs_policy_per_release(node):
     name, host = node
     values = dict(line.split()[:2] for line in host.file("/etc/login.defs").content_string.splitlines()
                   if line.startswith("SUB_"))
+    values.pop("SUB_UID_DETERMINISTIC", None)  # see test_deterministic_allocation_was_switched_off
     if policy(name) == "disabled":
         assert values["SUB_UID_COUNT"] == "0" and values["SUB_GID_COUNT"] == "0"
         # The shipped window stays as it was (Debian 12 and 13 list it).
