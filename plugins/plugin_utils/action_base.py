@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible.errors import AnsibleAction, AnsibleActionFail
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
@@ -45,8 +45,11 @@ class FleetidAction(ActionBase):
             except OSError as exc:
                 where = describe(args["ledger"]) if isinstance(args.get("ledger"), str) else None
                 raise AnsibleActionFail("ledger %s: %s" % (where, exc) if where else str(exc)) from None
-        except AnsibleAction as exc:
+        except AnsibleActionFail as exc:
             result.update(exc.result)
+            # ansible-core before 2.21 puts failed and msg into exc.result; 2.21 and later add
+            # them only when the exception leaves the action, so a caught one would read as ok.
+            result.update(failed=True, msg=exc.result.get("msg") or exc.message)
         return result
 
     def act(self, args, task_vars, result):

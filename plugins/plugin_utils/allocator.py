@@ -193,6 +193,11 @@ def parse_owners(owners, pool, refused=None):
                     "Docker --userns-remap" if name == "dockremap" else "Podman/CRI-O --userns=auto", count))
         if (name, scope) in seen:
             raise RangeError("owner %r (scope %s) is listed twice" % (name, scope))
+        if name == KUBELET and state == "present" and any(
+                r.name == KUBELET and r.state == "present" for r in requests):
+            raise RangeError(
+                "owner 'kubelet' is listed with scope fleet and with scope host: each would write a line, and "
+                "the kubelet refuses to start unless getsubids gives it exactly one range; list it once")
         seen.add((name, scope))
         requests.append(Request(name, count, scope, state))
     return requests

@@ -291,3 +291,40 @@ def test_migrate_runs_only_for_users_with_podman_state(run_module, make_user):
         assert not (home / ".local" / "share" / "containers").exists()  # Podman never ran as fresh
     none = run_module("fleetid.subid.rootless_migrate", {"users": [fresh]}, env=PODMAN_ENV)
     assert none["changed"] is False and none["migrated"] == []
+
+
+DEFAULT_USERS_PLAY = """\
+- name: Prove rootless Podman for the default users
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: fleetid.subid.rootless_podman
+      vars:
+        rootless_podman_install: false
+        rootless_podman_expected: {{subuid: {entries}, subgid: {entries}}}
+        rootless_podman_test_image: localhost/fleetid-busybox:latest
+        rootless_podman_test_image_archive: {archive}
+        rootless_podman_remote_tmp: {remote_tmp}
+        rootless_podman_run_options: {run_options}
+        rootless_podman_proof_dir: {proof_dir}
+"""
+
+
+def test_root_and_service_owners_are_never_proven_as_rootless_users(make_user, images, tmp_path, proof_dir):
+    """root has a login shell, but its entry is for LXC, Incus and rootful Podman: a rootless
+    proof as root fails. containers, dockremap and kubelet are service entries too."""
+    user = make_user(3900000, 65536)
+    entries = [{"name": user, "start": 3900000, "count": 65536}] + [
+        {"name": name, "start": 4000000 + i * 65536, "count": 65536}
+        for i, name in enumerate(["root", "containers", "dockremap", "kubelet"])]
+    playbook = tmp_path / "role.yml"
+    remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]
+    playbook.write_text(DEFAULT_USERS_PLAY.format(
+        entries=json.dumps(entries), archive=images["fleetid-busybox"], remote_tmp=remote_tmp,
+        run_options=json.dumps(RUN_OPTIONS), proof_dir=proof_dir))
+    proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
+    subprocess.run(["rm", "-rf", remote_tmp], check=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "Proven now: %s." % user in proc.stdout, proc.stdout
+    assert "root" not in proc.stdout.split("Proven now:", 1)[1].split(".", 1)[0]

@@ -188,11 +188,20 @@ def test_malformed_pools_are_refused(pool, message):
         ([{"name": "a", "state": "gone"}], "state of owner 'a' must be one of"),
         ([{"name": "a", "colour": "red"}], "unknown key"),
         ([{"count": 5}], "mapping with 'name'"),
+        ([{"name": "kubelet", "count": 7208960},
+          {"name": "kubelet", "count": 7208960, "scope": "host"}], "the kubelet refuses to start unless getsubids"),
     ],
 )
 def test_malformed_owner_lists_are_refused(owners, message):
     with pytest.raises(RangeError, match=message):
         parse_owners(owners, POOL)
+
+
+def test_the_kubelet_in_both_scopes_may_move_from_one_to_the_other():
+    # Released in one scope and present in the other is one line, so it is no double listing.
+    requests = parse_owners([{"name": "kubelet", "count": 7208960, "state": "released"},
+                             {"name": "kubelet", "count": 7208960, "scope": "host"}], POOL)
+    assert [(r.scope, r.state) for r in requests] == [("fleet", "released"), ("host", "present")]
 
 
 def test_same_name_in_fleet_and_host_scope_gets_both():
