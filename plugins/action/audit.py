@@ -14,7 +14,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._durable import repl
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown, to_svg
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {
@@ -69,7 +69,8 @@ class ActionModule(FleetidAction):
             raise AnsibleActionFail("the audit's reports cannot be written to %s: %s" % (folder, exc)) from None
 
         summary = report["summary"]
-        result.update(changed=False, summary=summary, findings=report["findings"], reports=sorted(paths.values()))
+        result.update(changed=False, summary=summary, findings=report["findings"], reports=sorted(paths.values()),
+                      lines=console_lines(report, sorted(paths.values())))
         if summary["critical"] and args["fail_on_critical"]:
             raise AnsibleActionFail("%d critical finding(s), see %s: %s" % (
                 summary["critical"], paths["subid-audit.md"],

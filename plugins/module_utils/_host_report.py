@@ -205,6 +205,11 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
                         % (subid_file.where(entry), subid_file.where(other)))
             active.append(entry)
     found.extend(_kubelet_findings(files, uid_of))
+    # Each finding on a line names that line's owner, so a report can say whose range it is.
+    owner_at = {(subid_file.path, entry.line): entry.owner
+                for subid_file in files.values() if subid_file is not None for entry in subid_file.entries}
+    for finding in found:
+        finding["owner"] = owner_at.get((finding["file"], finding["line"]))
     return found
 
 

@@ -127,4 +127,18 @@ reports:
   type: list
   elements: str
   sample: [/srv/fleet/reports/subid-audit.json, /srv/fleet/reports/subid-audit.md, /srv/fleet/reports/subid-idspace.svg]
+lines:
+  description:
+    - The audit as a person reads it on a console, for a P(ansible.builtin.debug#module) task (the
+      C(fleetid.subid.audit) playbook prints them).
+    - The counts by severity first, then one line per finding (severity, host, file:line, owner, kind
+      and message, with control characters from hosts shown as spaces), then the paths of the reports.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - 1 critical, 0 warning, 0 info on 3 hosts; 12 blocks in the ledger, 599213568 IDs free
+    - "CRITICAL node2 /etc/subuid:4 root maps_root: /etc/subuid line 4 (root:0:65536) contains ID 0: its owner
+      can become the host's root"
+    - "reports: reports/subid-audit.json, reports/subid-audit.md, reports/subid-idspace.svg"
 """

@@ -184,6 +184,11 @@ systemd_id_allocators:
   type: list
   elements: str
   sample: [/usr/bin/systemd-nspawn]
+files:
+  description: The subuid and subgid files this module read (O(subuid_path) and O(subgid_path)).
+  returned: always
+  type: dict
+  sample: {subuid: /etc/subuid, subgid: /etc/subgid}
 shadow_version:
   description:
     - The version of the package that ships shadow's tools (C(passwd) on Debian and Ubuntu, C(shadow-utils)
@@ -266,6 +271,10 @@ findings:
     line:
       description: The line at fault, when there is one.
       type: int
+    owner:
+      description: The owner field of that line, for a finding on an entry of the subuid or subgid file;
+        V(null) otherwise.
+      type: str
     message:
       description: What is wrong, naming the line and range.
       type: str
@@ -466,6 +475,7 @@ def main():
     helpers = [helper_report(module, *helper) for helper in HELPERS]
     if "all" not in params["gather_subset"]:
         module.exit_json(changed=False, subuid=[], subgid=[], login_defs={}, helpers=helpers, sysctls={},
+                         files={"subuid": params["subuid_path"], "subgid": params["subgid_path"]},
                          nsswitch_subid=None, id_sources={}, systemd_id_allocators=[], podman_version=None,
                          shadow_version=None,
                          findings=sort_findings(system_findings(helpers, {})))
@@ -517,6 +527,7 @@ def main():
         subuid=[e._asdict() for e in files["subuid"].entries] if files["subuid"] else [],
         subgid=[e._asdict() for e in files["subgid"].entries] if files["subgid"] else [],
         login_defs=login_defs,
+        files={"subuid": params["subuid_path"], "subgid": params["subgid_path"]},
         helpers=helpers,
         sysctls=sysctls,
         nsswitch_subid=source,

@@ -41,6 +41,34 @@ def host_ranges(entries):
     return {owner: sorted(ranges) for owner, ranges in found.items()}
 
 
+_ENTRY_FIELDS = (("owner", str), ("start", int), ("count", int))
+_FINDING_FIELDS = (("severity", str), ("kind", str), ("message", str))
+
+
+def host_info_problem(info):
+    """What makes a subid_info result unreadable, or None. The result comes from the host,
+    and a host may be hostile: the audit trusts no field of it before this check."""
+    if not isinstance(info, dict):
+        return "the result is a %s, not a mapping" % type(info).__name__
+    for key, fields in (("subuid", _ENTRY_FIELDS), ("subgid", _ENTRY_FIELDS), ("findings", _FINDING_FIELDS)):
+        items = info.get(key, [])
+        if not isinstance(items, list):
+            return "%s is a %s, not a list" % (key, type(items).__name__)
+        for number, item in enumerate(items):
+            if not isinstance(item, dict):
+                return "%s[%d] is not a mapping" % (key, number)
+            for field, kind in fields:
+                # bool is an int to Python, never a count
+                if not isinstance(item.get(field), kind) or isinstance(item.get(field), bool):
+                    return "%s[%d].%s is not a %s" % (key, number, field, "number" if kind is int else "string")
+            if key == "findings" and item["severity"] not in SEVERITY_ORDER:
+                return "findings[%d].severity is not critical, warning or info" % number
+    files = info.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(files.get(k, ""), str) for k in ("subuid", "subgid")):
+        return "files is not a mapping of paths"
+    return None
+
+
 def audit(blocks, pool, hosts):
     """The report: ``hosts`` maps host -> {"info": subid_info result, "owners": [names]}.
 
@@ -54,35 +82,43 @@ def audit(blocks, pool, hosts):
         b.owner for b in blocks if b.state == "active"}
     for host in sorted(hosts):
         info = hosts[host].get("info") or {}
-        if info.get("failed") or "subuid" not in info:
+        if isinstance(info, dict) and (info.get("failed") or "subuid" not in info):
             findings.append(_finding(host, "critical", "unreachable",
                                      "no subid_info from %s: %s" % (host, info.get("msg", "host not audited"))))
             continue
+        problem = host_info_problem(info)
+        if problem:
+            findings.append(_finding(host, "critical", "bad_host_result",
+                                     "the subid_info result from %s cannot be read (%s): the host was not audited"
+                                     % (host, problem)))
+            continue
         for f in info.get("findings", []):
-            findings.append(_finding(host, f["severity"], f["kind"], f["message"], file=f.get("file"),
-                                     line=f.get("line")))
+            findings.append(_finding(host, f["severity"], f["kind"], f["message"], owner=f.get("owner"),
+                                     file=f.get("file"), line=f.get("line")))
         wanted = expected_ranges(blocks, host)
         listed = set(hosts[host].get("owners") or [])
+        paths = info.get("files") or {}
         for kind in ("subuid", "subgid"):
+            path = paths.get(kind) or "/etc/" + kind
             have = host_ranges(info.get(kind, []))
             lines = {e["owner"]: e.get("line") for e in info.get(kind, [])}
             for owner, ranges in sorted(have.items()):
-                where = "/etc/%s line %s" % (kind, lines.get(owner))
+                where = "%s line %s" % (path, lines.get(owner))
                 if owner in wanted and ranges != wanted[owner]:
                     findings.append(_finding(
                         host, "critical", "drift",
                         "%s: %s has %s but the ledger says %s; run site.yml to apply the ledger"
-                        % (where, owner, _text(ranges), _text(wanted[owner])), owner, kind, lines.get(owner)))
+                        % (where, owner, _text(ranges), _text(wanted[owner])), owner, path, lines.get(owner)))
                 elif owner in quarantined:
                     findings.append(_finding(
                         host, "warning", "released_present",
                         "%s: %s was released (its blocks are quarantined) but still has %s here"
-                        % (where, owner, _text(ranges)), owner, kind, lines.get(owner)))
+                        % (where, owner, _text(ranges)), owner, path, lines.get(owner)))
                 elif owner in owners_in_ledger and owner not in wanted:
                     findings.append(_finding(
                         host, "warning", "not_for_this_host",
                         "%s: %s has %s, but the ledger gives it no block for %s"
-                        % (where, owner, _text(ranges), host), owner, kind, lines.get(owner)))
+                        % (where, owner, _text(ranges), host), owner, path, lines.get(owner)))
                 elif owner not in owners_in_ledger:
                     clash = [b for b in blocks for s, c in ranges if b.range.overlaps(IdRange(s, c))]
                     if clash:
@@ -90,17 +126,17 @@ def audit(blocks, pool, hosts):
                             host, "critical", "ledger_conflict",
                             "%s: %s has %s, which overlaps the ledger's block of %s (%s)"
                             % (where, owner, _text(ranges), clash[0].owner, clash[0].range),
-                            owner, kind, lines.get(owner)))
+                            owner, path, lines.get(owner)))
                     else:
                         findings.append(_finding(
                             host, "warning", "unmanaged",
                             "%s: %s has %s, which the ledger does not record (adopt it or remove it)"
-                            % (where, owner, _text(ranges)), owner, kind, lines.get(owner)))
+                            % (where, owner, _text(ranges)), owner, path, lines.get(owner)))
             for owner in sorted(listed & set(wanted) - set(have)):
                 findings.append(_finding(
                     host, "critical", "missing",
-                    "%s should have %s in /etc/%s (ledger) but has no line" % (owner, _text(wanted[owner]), kind),
-                    owner, kind))
+                    "%s should have %s in %s (ledger) but has no line" % (owner, _text(wanted[owner]), path),
+                    owner, path))
         if hosts[host].get("resolved"):
             findings.extend(directory_findings(host, blocks, wanted, info, hosts[host]["resolved"]))
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["host"], f["kind"], f["owner"] or ""))
@@ -126,6 +162,7 @@ def directory_findings(host, blocks, wanted, info, resolved):
                 host, "warning", "member_without_block",
                 "%s is a member of %s, so an owner on %s, but has no block in the ledger for it: run site.yml"
                 % (member, group, host), member))
+    paths = {kind: (info.get("files") or {}).get(kind) or "/etc/" + kind for kind in ("subuid", "subgid")}
     entries = read_by_shadow(info.get("subuid"))
     if groups:
         for entry in entries:
@@ -133,10 +170,10 @@ def directory_findings(host, blocks, wanted, info, resolved):
             if owner in wanted and owner not in requested:
                 found.append(_finding(
                     host, "warning", "unrequested",
-                    "/etc/subuid line %s: %s has %s and an active block in the ledger, but %s no longer requests "
+                    "%s line %s: %s has %s and an active block in the ledger, but %s no longer requests "
                     "it (not in subid_owners, not a member of %s): if they left, release it with offboard.yml"
-                    % (entry.get("line"), owner, _text(wanted[owner]), host, ", ".join(groups)),
-                    owner, "subuid", entry.get("line")))
+                    % (paths["subuid"], entry.get("line"), owner, _text(wanted[owner]), host, ", ".join(groups)),
+                    owner, paths["subuid"], entry.get("line")))
                 requested.add(owner)  # once per owner
     seen = {(f.get("file"), f.get("line")) for f in info.get("findings", []) if f.get("kind") == "host_id_collision"}
     ids = (resolved.get("host_state") or {}).get("resolved_ids") or []
@@ -145,13 +182,14 @@ def directory_findings(host, blocks, wanted, info, resolved):
         for entry in read_by_shadow(info.get(kind)):
             rng = IdRange(int(entry["start"]), int(entry["count"]))
             for hit, dummy in ids_in_ranges(mine, [rng]):
-                if (kind, entry.get("line")) in seen or ("/etc/" + kind, entry.get("line")) in seen:
+                if (paths[kind], entry.get("line")) in seen:
                     continue
                 found.append(_finding(
                     host, "critical", "resolved_id_in_range",
-                    "/etc/%s line %s: %s's range %s contains %s %d of %s, which %s resolves by name"
-                    % (kind, entry.get("line"), entry["owner"], rng, id_kind.upper(), hit["id"], hit["name"], host),
-                    entry["owner"], kind, entry.get("line")))
+                    "%s line %s: %s's range %s contains %s %d of %s, which %s resolves by name"
+                    % (paths[kind], entry.get("line"), entry["owner"], rng, id_kind.upper(), hit["id"], hit["name"],
+                       host),
+                    entry["owner"], paths[kind], entry.get("line")))
     for block in blocks:
         if block.state != "active" or block.owner not in wanted:
             continue
@@ -187,6 +225,26 @@ def summarize(blocks, pool, findings, hosts):
     }
 
 
+def console_lines(report, reports=()):
+    """The audit as a person reads it on the console: the counts, one line per finding
+    (host, file:line, owner, kind, message) and where the reports are."""
+    s = report["summary"]
+    lines = ["%d critical, %d warning, %d info on %d hosts; %d blocks in the ledger, %d IDs free"
+             % (s["critical"], s["warning"], s["info"], s["hosts"], s["blocks"], s["free_ids"])]
+    for f in report["findings"]:
+        where = ("%s:%s" % (f["file"], f["line"]) if f.get("line") else f["file"]) if f.get("file") else "-"
+        lines.append(" ".join(_one_line(field) for field in (
+            f["severity"].upper(), f["host"], where, f["owner"] or "-", f["kind"] + ":", f["message"])))
+    if reports:
+        lines.append("reports: " + ", ".join(reports))
+    return lines
+
+
+def _one_line(text):
+    # a hostile owner name must not start a line of its own on the console
+    return "".join(" " if char < " " or char == "\x7f" else char for char in str(text))
+
+
 def _text(ranges):
     return ", ".join("%d+%d" % pair for pair in ranges) or "nothing"
 
@@ -205,17 +263,39 @@ def to_markdown(report):
         "",
     ]
     if report["findings"]:
-        out += ["| severity | host | kind | owner | finding |", "|---|---|---|---|---|"]
+        out += ["| severity | host | kind | owner | file:line | finding |", "|---|---|---|---|---|---|"]
         for f in report["findings"]:
-            out.append("| %s | %s | %s | %s | %s |" % (
-                f["severity"], f["host"], f["kind"], f["owner"] or "", f["message"].replace("|", "\\|")))
+            where = "%s:%s" % (f["file"], f["line"]) if f.get("file") and f.get("line") else f.get("file") or ""
+            out.append("| %s |" % " | ".join(_md(field) for field in (
+                f["severity"], f["host"], f["kind"], f["owner"] or "", where, f["message"])))
     else:
         out.append("No findings: every host matches the ledger.")
     out += ["", "## Ledger", "", "| owner | scope | range | IDs | state |", "|---|---|---|---|---|"]
     for b in report["blocks"]:
         out.append("| %s | %s | %d-%d | %d | %s |" % (
-            b["owner"], b["scope"], b["start"], b["start"] + b["count"] - 1, b["count"], b["state"]))
+            _md(b["owner"]), _md(b["scope"]), b["start"], b["start"] + b["count"] - 1, b["count"], b["state"]))
     return "\n".join(out) + "\n"
+
+
+# Markdown and the HTML it may carry: every character that could open a tag, an entity, a
+# link, emphasis, code or a table cell. Text from a host (owner names, messages) may be hostile.
+_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "|": "\\|"}
+_MD_BACKSLASHED = set("\\`*_[](){}#!~")
+
+
+def _md(text):
+    """``text`` as inert Markdown for one table cell: one line, no markup."""
+    out = []
+    for char in str(text):
+        if char in _MD_ESCAPES:
+            out.append(_MD_ESCAPES[char])
+        elif char in _MD_BACKSLASHED:
+            out.append("\\" + char)
+        elif char < " " or char == "\x7f":
+            out.append(" ")  # a newline would end the table row
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 _COLOURS = {"active": "#2b7bb9", "quarantined": "#e08a1e", "reserved": "#b8b8b8", "free": "#eef3ee"}
@@ -267,4 +347,6 @@ def _bar(x1, x2, y, h, state, title):
 
 
 def _escape(text):
+    # XML 1.0 allows no control characters but tab and newline
+    text = "".join(" " if char < " " and char not in "\t\n" else char for char in text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -86,6 +86,13 @@ def test_audit_exit_status_follows_critical_findings(tmp_path, real_files):
     kinds = {f["kind"] for f in report["findings"]}
     assert {"drift", "host_id_collision", "missing"} <= kinds  # nobody (65534); nothing in /etc/subgid
     assert "/etc/subuid line 1: root has 1000+65536 but the ledger says 9000000+65536" in proc.stdout
+    # The console: counts, one line per finding, the reports; the failure itself is one short line.
+    critical = report["summary"]["critical"]
+    assert '"%d critical, %d warning, ' % (critical, report["summary"]["warning"]) in proc.stdout
+    assert '"CRITICAL localhost /etc/subuid:1 root drift: /etc/subuid line 1: root has 1000+65536' in proc.stdout
+    assert "%d critical finding(s), listed above and in %s" % (critical, report_dir / "subid-audit.md") \
+        in proc.stdout
+    assert '"findings": [' not in proc.stdout  # no result dumped as one JSON line
 
 
 def test_the_audit_applies_the_pools_floor_not_the_modules_default(tmp_path, real_files):

@@ -3,7 +3,7 @@
 import xml.etree.ElementTree as ET
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool, plan
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown, to_svg
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved": [{"start": 5000000, "count": 100000}]})
 
@@ -39,7 +39,7 @@ def test_each_kind_of_problem_is_reported_with_host_owner_and_line():
         "h1": {"info": info([("alice", 200000000, 65536), ("dave", 231072, 65536), ("eve", 170000, 10),
                              ("zed", 9000000, 10), ("kubelet", 327680, 131072)],
                             findings=[{"severity": "critical", "kind": "maps_root", "file": "/etc/subuid", "line": 9,
-                                       "message": "root:0:65536 contains ID 0"}]),
+                                       "owner": "root", "message": "root:0:65536 contains ID 0"}]),
                "owners": ["alice", "bob"]},
         "h2": {"info": info([("kubelet", 327680, 131072)]), "owners": []},
         "h3": {"info": {"failed": True, "msg": "unreachable"}, "owners": []},
@@ -51,10 +51,10 @@ def test_each_kind_of_problem_is_reported_with_host_owner_and_line():
     assert ("h1", "released_present", "dave") in got
     assert ("h1", "ledger_conflict", "eve") in got
     assert ("h1", "unmanaged", "zed") in got
-    assert ("h1", "maps_root", None) in got
+    assert ("h1", "maps_root", "root") in got  # the owner of the host's finding
     assert ("h2", "not_for_this_host", "kubelet") in got
     assert ("h3", "unreachable", None) in got
-    drift = next(f for f in report["findings"] if f["kind"] == "drift" and f["file"] == "subuid")
+    drift = next(f for f in report["findings"] if f["kind"] == "drift" and f["file"] == "/etc/subuid")
     assert drift["message"] == ("/etc/subuid line 1: alice has 200000000+65536 but the ledger says 100000+65536; "
                                 "run site.yml to apply the ledger")
     assert report["findings"][0]["severity"] == "critical"
@@ -84,3 +84,63 @@ def test_lines_shadow_skips_count_for_nothing():
     skipped["subuid"][2]["ignored"] = False  # shadow reads it: mallory overlaps alice's block
     kinds = {f["kind"] for f in audit(ledger_blocks(), POOL, {"h1": {"info": skipped, "owners": ["alice"]}})["findings"]}
     assert kinds == {"ledger_conflict"}
+
+
+def test_findings_name_the_files_the_host_read():
+    read = info([("alice", 200000000, 65536)])
+    read["files"] = {"subuid": "/srv/ids/subuid", "subgid": "/srv/ids/subgid"}
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": read, "owners": ["alice", "bob"]}})
+    drift = {(f["file"], f["message"].split(":")[0]) for f in report["findings"] if f["kind"] == "drift"}
+    assert drift == {("/srv/ids/subuid", "/srv/ids/subuid line 1"), ("/srv/ids/subgid", "/srv/ids/subgid line 1")}
+    missing = [f["message"] for f in report["findings"] if f["kind"] == "missing"]
+    assert "bob should have 165536+65536 in /srv/ids/subuid (ledger) but has no line" in missing
+
+
+HOSTILE = "<script>alert(1)</script>|forged cell|`x`[link](http://e)**b**\nnext row"
+
+
+def test_hostile_names_from_a_host_stay_text_in_every_report():
+    read = info([(HOSTILE, 9000000, 10)],
+                findings=[{"severity": "warning", "kind": "unknown_owner", "file": "/etc/subuid", "line": 1,
+                           "owner": HOSTILE, "message": "owner %s has no account" % HOSTILE}])
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": read, "owners": []}})
+    md = to_markdown(report)
+    assert "<script" not in md and "[link](" not in md and "**b**" not in md and "`x`" not in md
+    rows = [line for line in md.splitlines() if line.startswith("| warning |")]
+    assert len(rows) == 3  # unknown_owner, unmanaged in subuid and in subgid: one row each, no forged row
+    for row in rows:
+        # six cells: the escaped | of the hostile name does not split one
+        assert len(row.replace("\\|", "").split("|")[1:-1]) == 6, row
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\|forged cell\\|" in md
+    ET.fromstring(to_svg(report, POOL))  # still well-formed XML
+    lines = console_lines(report, ["r/subid-audit.md"])
+    assert lines[0] == "0 critical, 3 warning, 0 info on 1 hosts; 4 blocks in the ledger, %d IDs free" % (
+        report["summary"]["free_ids"])
+    assert len(lines) == 5 and lines[-1] == "reports: r/subid-audit.md"
+    assert all("\n" not in line for line in lines)
+    assert lines[1].startswith("WARNING h1 /etc/subuid:1 <script>alert(1)</script>|forged cell")
+
+
+def test_a_malformed_host_result_is_a_finding_on_that_host_and_the_others_are_audited():
+    good = info([("alice", 100000, 65536), ("bob", 165536, 65536)])
+    bad_results = {
+        "b1": {"subuid": "alice:1:2", "subgid": [], "findings": []},
+        "b2": {"subuid": [{"owner": "alice", "start": "100000", "count": 65536}], "subgid": [], "findings": []},
+        "b3": {"subuid": [], "subgid": [], "findings": [{"severity": "fatal", "kind": "x", "message": "m"}]},
+        "b4": {"subuid": [], "subgid": [], "findings": [], "files": {"subuid": ["/etc/subuid"]}},
+        "b5": ["not", "a", "mapping"],
+        "b6": {"subuid": [{"owner": None, "start": 1, "count": 1}], "subgid": [], "findings": []},
+    }
+    hosts = {"ok1": {"info": good, "owners": ["alice", "bob"]}}
+    hosts.update({name: {"info": result, "owners": ["alice"]} for name, result in bad_results.items()})
+    report = audit(ledger_blocks(), POOL, hosts)
+    bad = {f["host"]: f["message"] for f in report["findings"] if f["kind"] == "bad_host_result"}
+    assert sorted(bad) == sorted(bad_results)
+    assert bad["b1"] == "the subid_info result from b1 cannot be read (subuid is a str, not a list): the host was not audited"
+    assert "subuid[0].start is not a number" in bad["b2"]
+    assert "findings[0].severity is not critical, warning or info" in bad["b3"]
+    assert "files is not a mapping of paths" in bad["b4"]
+    assert "the result is a list, not a mapping" in bad["b5"]
+    assert "subuid[0].owner is not a string" in bad["b6"]
+    assert not [f for f in report["findings"] if f["host"] == "ok1"]
+    assert {f["severity"] for f in report["findings"]} == {"critical"}

@@ -189,7 +189,7 @@ def test_audit_finds_resolved_ids_in_host_ranges_and_ledger_blocks_once_each():
                   if f["kind"] == "resolved_id_in_range")
     # subgid line 1 holds GID 100005; subuid line 2 was reported by subid_info; the ledger's
     # blocks hold both IDs.
-    assert mine == [("dana", "", 0), ("dana", "subgid", 1), ("erik", "", 0)]
+    assert mine == [("dana", "", 0), ("dana", "/etc/subgid", 1), ("erik", "", 0)]
     assert report["summary"]["critical"] == 4  # three here and subid_info's own
 
 
