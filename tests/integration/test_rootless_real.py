@@ -293,22 +293,9 @@ def test_migrate_runs_only_for_users_with_podman_state(run_module, make_user):
     assert none["changed"] is False and none["migrated"] == []
 
 
-DEFAULT_USERS_PLAY = """\
-- name: Prove rootless Podman for the default users
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: fleetid.subid.rootless_podman
-      vars:
-        rootless_podman_install: false
-        rootless_podman_expected: {{subuid: {entries}, subgid: {entries}}}
-        rootless_podman_test_image: localhost/fleetid-busybox:latest
-        rootless_podman_test_image_archive: {archive}
-        rootless_podman_remote_tmp: {remote_tmp}
-        rootless_podman_run_options: {run_options}
-        rootless_podman_proof_dir: {proof_dir}
-"""
+# The same play with the role's own choice of users, and an image every user can run.
+DEFAULT_USERS_PLAY = ROLE_PLAY.replace("        rootless_podman_users: {users}\n", "").replace(
+    "localhost/fleetid-highuid:latest", "localhost/fleetid-busybox:latest")
 
 
 def test_root_and_service_owners_are_never_proven_as_rootless_users(make_user, images, tmp_path, proof_dir):
