@@ -43,6 +43,9 @@ def host_ranges(entries):
 
 _ENTRY_FIELDS = (("owner", str), ("start", int), ("count", int))
 _FINDING_FIELDS = (("severity", str), ("kind", str), ("message", str))
+# Fields that may be null (a finding about no line, a system-wide one).
+_OPTIONAL_FIELDS = {"subuid": (("line", int),), "subgid": (("line", int),),
+                    "findings": (("owner", str), ("file", str), ("line", int))}
 
 
 def host_info_problem(info):
@@ -60,6 +63,10 @@ def host_info_problem(info):
             for field, kind in fields:
                 # bool is an int to Python, never a count
                 if not isinstance(item.get(field), kind) or isinstance(item.get(field), bool):
+                    return "%s[%d].%s is not a %s" % (key, number, field, "number" if kind is int else "string")
+            for field, kind in _OPTIONAL_FIELDS[key]:
+                value = item.get(field)
+                if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
                     return "%s[%d].%s is not a %s" % (key, number, field, "number" if kind is int else "string")
             if key == "findings" and item["severity"] not in SEVERITY_ORDER:
                 return "findings[%d].severity is not critical, warning or info" % number

@@ -130,6 +130,10 @@ def test_a_malformed_host_result_is_a_finding_on_that_host_and_the_others_are_au
         "b4": {"subuid": [], "subgid": [], "findings": [], "files": {"subuid": ["/etc/subuid"]}},
         "b5": ["not", "a", "mapping"],
         "b6": {"subuid": [{"owner": None, "start": 1, "count": 1}], "subgid": [], "findings": []},
+        "b7": {"subuid": [], "subgid": [], "findings": [
+            {"severity": "warning", "kind": "k", "message": "m", "owner": ["a list"], "file": None, "line": None}]},
+        "b8": {"subuid": [{"owner": "alice", "start": 100000, "count": 65536, "line": "1"}], "subgid": [],
+               "findings": []},
     }
     hosts = {"ok1": {"info": good, "owners": ["alice", "bob"]}}
     hosts.update({name: {"info": result, "owners": ["alice"]} for name, result in bad_results.items()})
@@ -142,5 +146,7 @@ def test_a_malformed_host_result_is_a_finding_on_that_host_and_the_others_are_au
     assert "files is not a mapping of paths" in bad["b4"]
     assert "the result is a list, not a mapping" in bad["b5"]
     assert "subuid[0].owner is not a string" in bad["b6"]
+    assert "findings[0].owner is not a string" in bad["b7"]
+    assert "subuid[0].line is not a number" in bad["b8"]
     assert not [f for f in report["findings"] if f["host"] == "ok1"]
     assert {f["severity"] for f in report["findings"]} == {"critical"}
