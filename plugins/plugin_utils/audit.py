@@ -247,9 +247,10 @@ def console_lines(report, reports=()):
     return lines
 
 
-def _one_line(text):
-    # a hostile owner name must not start a line of its own on the console
-    return "".join(" " if char < " " or char == "\x7f" else char for char in str(text))
+def _one_line(text, keep=""):
+    """``text`` with each control character but those in ``keep`` as a space: a hostile owner
+    name must not start a line of its own, on the console or in a report."""
+    return "".join(" " if (char < " " or char == "\x7f") and char not in keep else char for char in str(text))
 
 
 def _text(ranges):
@@ -293,13 +294,11 @@ _MD_BACKSLASHED = set("\\`*_[](){}#!~")
 def _md(text):
     """``text`` as inert Markdown for one table cell: one line, no markup."""
     out = []
-    for char in str(text):
+    for char in _one_line(text):  # a newline would end the table row
         if char in _MD_ESCAPES:
             out.append(_MD_ESCAPES[char])
         elif char in _MD_BACKSLASHED:
             out.append("\\" + char)
-        elif char < " " or char == "\x7f":
-            out.append(" ")  # a newline would end the table row
         else:
             out.append(char)
     return "".join(out)
@@ -354,6 +353,5 @@ def _bar(x1, x2, y, h, state, title):
 
 
 def _escape(text):
-    # XML 1.0 allows no control characters but tab and newline
-    text = "".join(" " if char < " " and char not in "\t\n" else char for char in text)
+    text = _one_line(text, keep="\t\n")  # XML 1.0 allows no other control characters
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
