@@ -9,9 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import hashlib
 import json
 import os
+import stat
+
+from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SubidFile
 
 # Podman/containers-storage wording for "the image has owners beyond the user's map",
 # old and new (containers/storage PR #747 changed it).
@@ -182,19 +186,73 @@ def proof_digest(facts):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def subid_lines(path, keys):
-    """{key: [line, ...]} for the lines of a subuid/subgid file whose first field is one
-    of ``keys`` (names and numeric UIDs); missing file: nothing."""
-    found = {}
+def shadow_ranges(path, keys):
+    """What shadow grants each of ``keys`` (names and numeric UIDs) in the subuid/subgid
+    file ``path``, read exactly as shadow reads it (a NUL byte on the line before joins
+    that line to it, so its owner gets nothing): {key: [(start, count), ...]}, and the
+    raw lines behind them. A missing file grants nothing; an unreadable one raises OSError."""
     try:
-        with open(path) as handle:
-            for line in handle:
-                key = line.split(":", 1)[0]
-                if key in keys:
-                    found.setdefault(key, []).append(line.rstrip("\n"))
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "surrogateescape")
     except FileNotFoundError:
-        pass
-    return found
+        return {}, {}
+    subid_file = SubidFile(path, text)
+    granted, raw = {}, {}
+    if subid_file.unreadable is not None:  # shadow refuses the whole file
+        return granted, raw
+    for entry in subid_file.entries:
+        if entry.owner in keys and not entry.ignored and entry.range is not None:
+            granted.setdefault(entry.owner, []).append((entry.range.start, entry.range.count))
+    for number, line in enumerate(subid_file.lines, 1):
+        key = line.split(":", 1)[0]
+        if key in keys:
+            raw.setdefault(key, []).append(line.rstrip("\n"))
+    return granted, raw
+
+
+# The Podman configuration a rootless run reads, besides the user's own under
+# ~/.config/containers: a change here or there can break a user's Podman.
+_SYSTEM_CONFIG = ("/etc/containers", "/usr/share/containers")
+_CONFIG_FILES = ("containers.conf", "storage.conf", "registries.conf", "policy.json", "mounts.conf")
+_CONFIG_LIMIT = 1 << 20
+
+
+def config_digest(home, system_dirs=_SYSTEM_CONFIG):
+    """SHA-256 of the Podman configuration files a user's run reads (the user's and the
+    system's, and the drop-in folders). Read as root from a folder the user controls, so
+    nothing is followed: a symbolic link counts as its target's name, anything but a
+    regular file as its type, and a file over 1 MiB by its size and time."""
+    digest = hashlib.sha256()
+    for folder in [os.path.join(home, ".config", "containers")] + list(system_dirs):
+        names = list(_CONFIG_FILES)
+        for dropins in ("containers.conf.d", "registries.conf.d"):
+            try:
+                names += sorted(os.path.join(dropins, n) for n in os.listdir(os.path.join(folder, dropins)))
+            except OSError:
+                pass
+        for name in names:
+            digest.update(("\0%s\0%s\0" % (folder, name)).encode("utf-8", "surrogateescape"))
+            digest.update(_config_fingerprint(os.path.join(folder, name)))
+    return digest.hexdigest()
+
+
+def _config_fingerprint(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            try:
+                return b"link:" + os.fsencode(os.readlink(path))
+            except OSError:
+                return b"link?"
+        return b"absent" if exc.errno in (errno.ENOENT, errno.ENOTDIR) else b"error:%d" % exc.errno
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return b"type:%o" % stat.S_IFMT(st.st_mode)
+        if st.st_size > _CONFIG_LIMIT:
+            return b"large:%d:%d" % (st.st_size, st.st_mtime_ns)
+        return hashlib.sha256(handle.read(_CONFIG_LIMIT)).digest()
 
 
 # The argument spec of the options documented by doc fragment fleetid.subid.rootless.

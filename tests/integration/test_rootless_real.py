@@ -138,13 +138,29 @@ def test_homes_are_created_only_for_users_proven_and_only_under_the_home_roots(r
         assert "%s's home %s does not exist: %s" % (name, home, reason) in res["msg"], res["msg"]
 
 
-def test_a_map_that_differs_from_the_ledger_fails_naming_the_user(run_module, proof_dir, make_user):
+def test_lines_that_differ_from_the_ledger_fail_naming_the_user_and_the_file(run_module, proof_dir, make_user):
     user = make_user(3200000, 65536)
     res = check(run_module, proof_dir, [user], [{"name": user, "start": 3300000, "count": 65536}])
     assert res["failed"]
     assert "rootless Podman does not work for %s" % user in res["msg"]
-    assert ("subuid ranges in use are 3200000+65536 but the ledger says 3300000+65536; if /etc/subuid is "
-            "right, run `podman system migrate` as the user") in res["msg"]
+    assert ("/etc/subuid as shadow reads it gives %s 3200000+65536, the ledger says 3300000+65536" % user
+            in res["msg"]), res["msg"]
+    assert res["users"][0]["ran"] is None  # nothing ran on a host whose files are wrong
+
+
+def test_a_stale_user_namespace_fails_with_the_migrate_fix(run_module, proof_dir, make_user):
+    """The files are right, but the user's pause process still holds the old map."""
+    user = make_user(3250000, 65536)
+    assert as_user(user, "podman", "unshare", "true").returncode == 0  # starts the pause process
+    for path in ("/etc/subuid", "/etc/subgid"):
+        Path(path).write_text(Path(path).read_text().replace("%s:3250000:" % user, "%s:3260000:" % user))
+    res = check(run_module, proof_dir, [user], [{"name": user, "start": 3260000, "count": 65536}])
+    assert res["failed"]
+    assert ("subuid ranges in use are 3250000+65536 but the ledger says 3260000+65536; if /etc/subuid is "
+            "right, run `podman system migrate` as the user") in res["msg"], res["msg"]
+    assert as_user(user, "podman", "system", "migrate").returncode == 0
+    fixed = check(run_module, proof_dir, [user], [{"name": user, "start": 3260000, "count": 65536}])
+    assert not fixed.get("failed"), fixed
 
 
 def test_seed_case_high_uid_image_needs_a_larger_range(run_module, proof_dir, make_user, images):
@@ -212,7 +228,9 @@ def test_seed_case_through_the_role(make_user, images, tmp_path, proof_dir):
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert proc.returncode == 0, proc.stdout
     # The small user's map changed: proven again; the large one's did not: the earlier proof stands.
-    assert "Proven now: %s. Proven before with the same map and Podman version: %s." % (small, large) in proc.stdout
+    assert ("Proven now by a container run as each user that gave a file the ID checked (the top of the range "
+            "unless check_id says): %s (ID 4194304). Proven before by a container, nothing changed since: %s."
+            % (small, large)) in proc.stdout, proc.stdout
 
 
 def as_user(user, *argv):
@@ -260,7 +278,7 @@ def test_a_passed_proof_is_recorded_and_reported_as_earlier_until_something_chan
     as_user(user, "podman", "system", "migrate")
     failed = check(run_module, proof_dir, [user], entries, **image)
     assert failed["failed"] and failed["users"][0]["proof"] == "failed"
-    assert failed["users"][0]["reason"] == "map or image changed"
+    assert failed["users"][0]["reason"] == "the ranges changed"
     assert not record.exists()
     moved = [{"name": user, "start": 3900000, "count": 65536}]
     proven = check(run_module, proof_dir, [user], moved, **image)
@@ -313,5 +331,108 @@ def test_root_and_service_owners_are_never_proven_as_rootless_users(make_user, i
     proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert proc.returncode == 0, proc.stdout
-    assert "Proven now: %s." % user in proc.stdout, proc.stdout
-    assert "root" not in proc.stdout.split("Proven now:", 1)[1].split(".", 1)[0]
+    assert "unless check_id says): %s (ID 65536)." % user in proc.stdout, proc.stdout
+
+
+def test_without_an_image_a_container_built_from_the_hosts_tools_proves_the_top_id(run_module, proof_dir, make_user):
+    user = make_user(4300000, 65536)
+    entries = [{"name": user, "start": 4300000, "count": 65536}]
+    res = check(run_module, proof_dir, [user], entries)
+    assert not res.get("failed"), res
+    report = res["users"][0]
+    assert (report["proof"], report["proven_by"], report["ran"], report["check_id"]) == ("now", "container", True, 65536)
+    assert report["image"].startswith("localhost/fleetid-subid-proof:") and report["image_loaded"] is True
+    # The image is in the user's own storage, unpacked through the user's map.
+    listed = as_user(user, "podman", "images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert listed.stdout.split() == [report["image"]], listed
+    # A file the proof's chown gives the top ID really lands on the host at start + 65535.
+    probe = as_user(user, "podman", "run", "--rm", *RUN_OPTIONS, "-v", "/tmp:/host-tmp", report["image"], "sh", "-c",
+                    "touch /host-tmp/%s && chown 65536:65536 /host-tmp/%s" % (user, user))
+    try:
+        assert probe.returncode == 0, probe.stderr
+        st = os.stat("/tmp/%s" % user)
+        assert (st.st_uid, st.st_gid) == (4300000 + 65535, 4300000 + 65535)
+    finally:
+        os.unlink("/tmp/%s" % user)
+    again = check(run_module, proof_dir, [user], entries)
+    assert (again["changed"], again["users"][0]["proof"], again["users"][0]["proven_by"]) == (False, "before", "container")
+
+    maps = check(run_module, proof_dir, [user], entries, proof="maps")
+    assert (maps["users"][0]["proof"], maps["users"][0]["proven_by"]) == ("now", "maps")
+    assert maps["users"][0]["reason"] == "the image changed"
+    assert (maps["users"][0]["ran"], maps["users"][0]["image"], maps["users"][0]["check_id"]) == (None, None, None)
+
+
+def test_images_per_user_and_per_group_with_the_id_to_check(run_module, proof_dir, make_user, images):
+    plain, member, outsider = make_user(4400000, 65536), make_user(4500000, 4194304), make_user(4600000, 65536)
+    group = "fg" + uuid.uuid4().hex[:8]
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        subprocess.run(["usermod", "-aG", group, member], check=True)
+        entries = [{"name": plain, "start": 4400000, "count": 65536},
+                   {"name": member, "start": 4500000, "count": 4194304},
+                   {"name": outsider, "start": 4600000, "count": 65536}]
+        high = {"image": "localhost/fleetid-highuid:latest", "image_archive": str(images["fleetid-highuid"])}
+        res = check(run_module, proof_dir, [plain, member, outsider], entries,
+                    images=[dict(high, groups=[group], check_id=4000000),
+                            dict(high, users=[outsider], check_id=70000)])
+        by_name = {r["name"]: r for r in res["users"]}
+        assert res["failed"]
+        assert by_name[plain]["ok"] and by_name[plain]["image"].startswith("localhost/fleetid-subid-proof:")
+        assert (by_name[member]["ok"], by_name[member]["image"], by_name[member]["check_id"]) == (
+            True, "localhost/fleetid-highuid:latest", 4000000)
+        assert "check_id 70000 is beyond %s's map, whose highest ID is 65536" % outsider in res["msg"], res["msg"]
+        assert not by_name[outsider]["ok"] and by_name[outsider]["ran"] is None
+    finally:
+        subprocess.run(["groupdel", group], check=False)
+
+
+def test_a_nul_byte_before_the_users_line_breaks_a_proof_recorded_before(run_module, proof_dir, make_user):
+    user = make_user(4700000, 65536)
+    entries = [{"name": user, "start": 4700000, "count": 65536}]
+    assert check(run_module, proof_dir, [user], entries, proof="maps")["users"][0]["proof"] == "now"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = Path(path).read_bytes().replace(b"%s:4700000" % user.encode(), b"fxnul:1:1\0\n%s:4700000" % user.encode())
+        Path(path).write_bytes(text)
+    for check_mode in (True, False):  # the user's own line is as subid writes it: check mode predicts the failure
+        res = check(run_module, proof_dir, [user], entries, check_mode=check_mode, proof="maps")
+        assert res["failed"] and res["users"][0]["reason"] == "the ranges changed", res
+        assert "/etc/subuid as shadow reads it gives %s no subuid range, the ledger says 4700000+65536" % user \
+            in res["msg"], res["msg"]
+    assert not (proof_dir / ("%s.json" % user)).exists()
+
+
+def test_a_user_who_broke_their_podman_configuration_is_proven_again(run_module, proof_dir, make_user):
+    user = make_user(4800000, 65536)
+    entries = [{"name": user, "start": 4800000, "count": 65536}]
+    assert not check(run_module, proof_dir, [user], entries).get("failed")
+    conf = Path("/home") / user / ".config" / "containers"
+    conf.mkdir(parents=True)
+    # Storage where the user cannot write (CONTAINERS_CONF, set for this machine, would hide a containers.conf).
+    (conf / "storage.conf").write_text('[storage]\ndriver = "vfs"\ngraphroot = "/proc/fleetid-no-storage"\n')
+    subprocess.run(["chown", "-R", "%s:" % user, str(conf.parent)], check=True)
+    res = check(run_module, proof_dir, [user], entries)
+    assert res["failed"] and res["users"][0]["reason"] == "the Podman configuration changed", res
+    assert "/proc/fleetid-no-storage" in res["msg"], res["msg"]
+
+
+def test_check_mode_predicts_a_new_host_whose_archive_and_ranges_are_not_there_yet(run_module, proof_dir, make_user,
+                                                                                  images):
+    user = make_user(4900000, 65536)
+    for path in ("/etc/subuid", "/etc/subgid"):  # a new host: the subids role has not written the line yet
+        Path(path).write_text(Path(path).read_text().replace("%s:4900000:65536\n" % user, ""))
+    entries = [{"name": user, "start": 4900000, "count": 65536}]
+    missing = "/var/tmp/fleetid-not-copied-%s.tar" % user
+    res = check(run_module, proof_dir, [user], entries, check_mode=True,
+                image="localhost/fleetid-busybox:latest", image_archive=missing)
+    assert not res.get("failed") and res["changed"] is True, res
+    report = res["users"][0]
+    assert (report["proof"], report["proven_by"]) == ("pending", "container")
+    assert report["reason"] == "no record; the image archive is not copied yet"
+    real = check(run_module, proof_dir, [user], entries, image="localhost/fleetid-busybox:latest",
+                 image_archive=missing)
+    assert real["failed"] and "image_archive %s does not exist on the host" % missing in real["msg"]
+    built = check(run_module, proof_dir, [user], entries, check_mode=True)
+    assert built["users"][0]["reason"] == (
+        "no record; the host's lines do not give the ledger's ranges yet: a real run of fleetid.subid.subids "
+        "writes them first")

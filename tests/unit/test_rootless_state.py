@@ -4,11 +4,12 @@ from folders built here, and the digest and file reading behind the proof record
 import os
 
 from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
+    config_digest,
     namespaced_owners,
     podman_state,
     proof_digest,
     storage_paths,
-    subid_lines,
+    shadow_ranges,
 )
 
 
@@ -83,9 +84,39 @@ def test_digest_depends_on_every_fact_and_not_on_their_order():
     assert proof_digest(facts) != proof_digest(dict(facts, uid=2002))
 
 
-def test_subid_lines_by_name_and_uid(tmp_path):
+def test_shadow_ranges_by_name_and_uid(tmp_path):
     path = tmp_path / "subuid"
     path.write_text("alice:100000:65536\nbob:165536:65536\n2001:300000:65536\nalice:400000:65536\n")
-    assert subid_lines(str(path), {"alice", "2001"}) == {
-        "alice": ["alice:100000:65536", "alice:400000:65536"], "2001": ["2001:300000:65536"]}
-    assert subid_lines(str(tmp_path / "missing"), {"alice"}) == {}
+    granted, raw = shadow_ranges(str(path), {"alice", "2001"})
+    assert granted == {"alice": [(100000, 65536), (400000, 65536)], "2001": [(300000, 65536)]}
+    assert raw == {"alice": ["alice:100000:65536", "alice:400000:65536"], "2001": ["2001:300000:65536"]}
+    assert shadow_ranges(str(tmp_path / "missing"), {"alice"}) == ({}, {})
+
+
+def test_a_nul_byte_on_the_line_before_takes_the_range_away_as_shadow_reads_it(tmp_path):
+    path = tmp_path / "subuid"
+    path.write_bytes(b"bob:165536:65536\0\nalice:100000:65536\n")
+    granted, raw = shadow_ranges(str(path), {"alice"})
+    assert granted == {}  # shadow joins alice's line to bob's
+    assert raw == {"alice": ["alice:100000:65536"]}  # the line itself is unchanged
+
+
+def test_config_digest_sees_the_users_podman_configuration_without_following_links(tmp_path):
+    home, system = tmp_path / "home", tmp_path / "etc-containers"
+    (home / ".config" / "containers").mkdir(parents=True)
+    system.mkdir()
+    empty = config_digest(str(home), [str(system)])
+    conf = home / ".config" / "containers" / "storage.conf"
+    conf.write_text('[storage]\ndriver = "overlay"\n')
+    written = config_digest(str(home), [str(system)])
+    assert written != empty
+    conf.write_text('[storage]\ndriver = "vfs"\n')
+    assert config_digest(str(home), [str(system)]) not in (empty, written)
+    conf.unlink()
+    os.symlink("/etc/shadow", conf)  # a link is its target's name, never read as root
+    linked = config_digest(str(home), [str(system)])
+    assert linked not in (empty, written)
+    conf.unlink()
+    (system / "containers.conf.d").mkdir()
+    (system / "containers.conf.d" / "10-x.conf").write_text("[engine]\n")
+    assert config_digest(str(home), [str(system)]) != empty
