@@ -75,6 +75,12 @@ class ActionModule(FleetidAction):
             result.setdefault("warnings", []).append(
                 "%s: owner %r is refused, nothing was allocated or written for it: %s; the host's other owners "
                 "are served" % (host, owner["name"], owner["reason"]))
+        if not entries and not result["retired"] and not outcome.released:
+            # Most often a typo (subid_owner for subid_owners) or group_vars the host is not in.
+            result.setdefault("warnings", []).append(
+                "%s gets no subordinate ID ranges: no owner is requested for it%s (see subid_owners and "
+                "subid_owner_groups in this host's variables)" % (
+                    host, ", %s held" % ", ".join(sorted(held)) if held else ""))
         if unrequested:
             result.setdefault("warnings", []).append(
                 "%s: %s ha%s a line here and an active block in the ledger but %s no longer requested (not in "

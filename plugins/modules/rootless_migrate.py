@@ -93,7 +93,7 @@ evidence:
   type: dict
   sample: {alice: ["storage /home/alice/.local/share/containers/storage"]}
 podman:
-  description: The Podman binary used. V(null) when Podman is not installed, then nobody is migrated.
+  description: The Podman binary used. V(null) when Podman is not installed, then no user is migrated.
   returned: always
   type: str
   sample: /usr/bin/podman
@@ -133,7 +133,7 @@ def main():
         else:
             result["without_state"].append(name)
     if with_state and not result["podman"]:
-        module.warn("Podman is not installed, so nobody is migrated; these users have Podman state: %s"
+        module.warn("Podman is not installed, so no user is migrated; these users have Podman state: %s"
                     % ", ".join(with_state))
         module.exit_json(**result)
     if with_state:

@@ -84,3 +84,41 @@ def test_ledger_lock_and_reports_stay_out_of_the_inventory(tmp_path):
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
         "subid-audit.json", "subid-audit.md", "subid-idspace.svg"]
     assert sorted(p.name for p in inventory.iterdir()) == ["group_vars", "host_vars", "hosts.yml"]
+
+
+TYPO_PLAYBOOK = """\
+- name: Audit
+  ansible.builtin.import_playbook: %s
+
+- name: Allocate as the subids role does
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Allocate this host's blocks
+      fleetid.subid.allocate:
+        ledger: "{{ subid_ledger }}"
+        pool: "{{ subid_pool }}"
+        owners: "{{ subid_owners | default([]) }}"
+""" % (TOP / "playbooks" / "audit.yml")
+
+
+def test_a_misspelt_variable_and_a_host_without_owners_are_warned_about(tmp_path):
+    inventory = make_project(tmp_path)
+    (inventory / "host_vars" / "node1.yml").write_text("subid_owner: [alice]\nmy_own: 1\n")
+    (inventory / "group_vars" / "all.yml").write_text(
+        (inventory / "group_vars" / "all.yml").read_text().split("subid_owners:")[0]
+        + "rootless_podman_test_imge: localhost/x\nsubid_site_label: mine\n")
+    (tmp_path / "typo.yml").write_text(TYPO_PLAYBOOK)
+    proc = run_playbook(tmp_path / "typo.yml", "-e", "subid_audit_fail_on_critical=false",
+                        "-e", '{"subid_known_vars": ["subid_site_label"]}', inventory=str(inventory))
+    output = " ".join((proc.stdout + proc.stderr).split())  # warnings wrap
+    assert proc.returncode == 0, output
+    assert ("subid_owner (set for node1) is read by no role or playbook of fleetid.subid, so it has no effect: "
+            "did you mean subid_owners?") in output, output
+    assert ("rootless_podman_test_imge (set for node1, node2) is read by no role or playbook of fleetid.subid, so "
+            "it has no effect: did you mean rootless_podman_test_image?") in output, output
+    assert "subid_site_label" not in output and "my_own" not in output
+    assert output.count("is read by no role or playbook") == 2  # once per name, not once per host
+    assert ("node1 gets no subordinate ID ranges: no owner is requested for it (see subid_owners and "
+            "subid_owner_groups in this host's variables)") in output, output
+    assert "node2 gets no subordinate ID ranges" not in output

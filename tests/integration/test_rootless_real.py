@@ -416,8 +416,8 @@ def test_a_user_who_broke_their_podman_configuration_is_proven_again(run_module,
     assert "/proc/fleetid-no-storage" in res["msg"], res["msg"]
 
 
-def test_check_mode_predicts_a_new_host_whose_archive_and_ranges_are_not_there_yet(run_module, proof_dir, make_user,
-                                                                                  images):
+def test_check_mode_predicts_a_new_host_whose_archive_and_ranges_are_not_there_yet(
+        run_module, proof_dir, make_user, images):
     user = make_user(4900000, 65536)
     for path in ("/etc/subuid", "/etc/subgid"):  # a new host: the subids role has not written the line yet
         Path(path).write_text(Path(path).read_text().replace("%s:4900000:65536\n" % user, ""))

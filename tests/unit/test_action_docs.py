@@ -63,7 +63,7 @@ def compare(action, path, documented, spec):
 
 
 def test_every_action_has_a_documentation_module():
-    assert ACTIONS == ["adopt", "allocate", "audit", "ledger_copy", "ledger_info"]
+    assert ACTIONS == ["adopt", "allocate", "audit", "ledger_copy", "ledger_info", "vars_check"]
     for name in ACTIONS:
         assert (TOP / "plugins" / "modules" / ("%s.py" % name)).is_file(), name
 
