@@ -436,3 +436,33 @@ def test_check_mode_predicts_a_new_host_whose_archive_and_ranges_are_not_there_y
     assert built["users"][0]["reason"] == (
         "no record; the host's lines do not give the ledger's ranges yet: a real run of fleetid.subid.subids "
         "writes them first")
+
+
+def test_the_role_in_check_mode_on_a_new_host_names_who_a_real_run_proves_and_how(
+        make_user, images, tmp_path, proof_dir):
+    """No archive copied, no lines written yet: check mode says what the real run proves,
+    and the real run proves exactly those users."""
+    first, second = make_user(5100000, 65536), make_user(5200000, 65536)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        Path(path).write_text(Path(path).read_text().replace("%s:5200000:65536\n" % second, ""))
+    entries = [{"name": first, "start": 5100000, "count": 65536}, {"name": second, "start": 5200000, "count": 65536}]
+    remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(ROLE_PLAY.format(
+        users=json.dumps([first, second]), entries=json.dumps(entries), archive=images["fleetid-busybox"],
+        remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS), proof_dir=proof_dir).replace(
+        "fleetid-highuid:latest", "fleetid-busybox:latest"))
+    proc = run_playbook(playbook, "--check", env=PODMAN_ENV, check=False)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0, proc.stdout
+    assert not Path(remote_tmp).exists() and not proof_dir.exists()
+    assert ("check mode: A real run would prove rootless Podman by running a container as: %s, %s. It does this "
+            "first: %s: the image archive is not copied yet; %s: the image archive is not copied yet."
+            % (first, second, first, second)) in text, text
+    for path in ("/etc/subuid", "/etc/subgid"):  # what the subids role would write first
+        with open(path, "a") as handle:
+            handle.write("%s:5200000:65536\n" % second)
+    real = run_playbook(playbook, env=PODMAN_ENV, check=False)
+    subprocess.run(["rm", "-rf", remote_tmp], check=True)
+    assert real.returncode == 0, real.stdout
+    assert "unless check_id says): %s (ID 65536), %s (ID 65536)." % (first, second) in " ".join(real.stdout.split())

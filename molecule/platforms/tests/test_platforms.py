@@ -3,6 +3,7 @@ with testinfra's podman:// backend against the ledger, its own login.defs policy
 real rootless `podman run` per user that owns a file by the top ID of the user's range.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -191,11 +192,16 @@ def test_rootless_podman_maps_the_top_of_each_range(node):
         rows = [tuple(int(f) for f in line.split()) for line in uid_map.splitlines()]
         assert rows == [(0, account["uid"], 1), (1, start, count)], rows
         home = host.user(user).home
+        # The proof ran the image built from this host's tools: it is in the user's storage.
+        record = json.loads(host.file("/var/lib/fleetid-subid/rootless-proofs/%s.json" % user).content_string)
+        assert (record["proven_by"], record["check_id"]) == ("container", count), record
+        image = record["image"]
+        assert image.startswith("localhost/fleetid-subid-proof:"), record
         host.check_output("runuser -u %s -- mkdir -p %s/top && rm -f %s/top/f" % (user, home, home))
         out = host.check_output(
             as_user + "run --rm --network none -v %s/top:/top %s sh -c "
             "'touch /top/f && chown %d:%d /top/f && stat -c %%u:%%g /top/f'"
-            % (home, VARS["rootless_podman_test_image"], count, count))
+            % (home, image, count, count))
         assert out.strip() == "%d:%d" % (count, count)
         top = start + count - 1
         assert host.check_output("stat -c %%u:%%g %s/top/f" % home) == "%d:%d" % (top, top)
