@@ -14,7 +14,8 @@ from ansible_collections.fleetid.subid.plugins.module_utils._durable import repl
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit_svg import render as to_svg
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
 ARGUMENT_SPEC = {

@@ -33,8 +33,12 @@ description:
     Blocks of accounts that no longer resolve show as the hosts' V(unknown_owner) findings."
   - Findings of severity V(info) (such as V(directory_not_enumerated)) are listed and counted but never fail the audit.
   - Writes C(subid-audit.json) for tools, C(subid-audit.md) for people and
-    C(subid-idspace.svg), a map of the ID space with blocks, reserved ranges, quarantine and
-    free space. It fails when anything is critical, so CI can gate on it.
+    C(subid-idspace.svg), a picture of the ID space. It shows the counts of findings by
+    severity; the pool with its reserved ranges and the systemd container window; the
+    allocated area in ID order, wrapped into rows, where each block is named when there is room
+    (a block's width grows one step per doubling of its size, long free runs are cut out) and
+    the blocks of owners with critical findings or warnings are outlined; and each host by its
+    worst finding. It fails when anything is critical, so CI can gate on it.
 author:
   - fleetid.subid maintainers (@fleetid)
 options:

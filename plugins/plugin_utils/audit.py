@@ -149,6 +149,7 @@ def audit(blocks, pool, hosts):
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["host"], f["kind"], f["owner"] or ""))
     return {
         "summary": summarize(blocks, pool, findings, sorted(hosts)),
+        "hosts": sorted(hosts),
         "findings": findings,
         "blocks": [dict(owner=b.owner, scope=b.scope, start=b.start, count=b.count, state=b.state) for b in blocks],
     }
@@ -302,56 +303,3 @@ def _md(text):
         else:
             out.append(char)
     return "".join(out)
-
-
-_COLOURS = {"active": "#2b7bb9", "quarantined": "#e08a1e", "reserved": "#b8b8b8", "free": "#eef3ee"}
-
-
-def to_svg(report, pool, width=960):
-    """One bar per pool range, IDs left to right: blocks by state, reserved, free; and a
-    bar for blocks outside the pool (adopted entries, or a pool that shrank)."""
-    rows = []
-    bar_h, gap, left, top = 28, 34, 10, 40
-    bars = list(pool.ranges)
-    outside = [IdRange(b["start"], b["count"]) for b in report["blocks"]
-               if not any(r.start <= b["start"] and b["start"] + b["count"] <= r.end for r in pool.ranges)]
-    if outside:
-        low = min(r.start for r in outside)
-        bars.append(IdRange(low, max(r.end for r in outside) - low))
-    for i, rng in enumerate(bars):
-        y = top + i * (bar_h + gap)
-        scale = float(width - 2 * left) / rng.count
-
-        def x_of(some_id, rng=rng, scale=scale):
-            return left + (max(rng.start, min(some_id, rng.end)) - rng.start) * scale
-
-        rows.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#666"/>'
-                    % (left, y, width - 2 * left, bar_h, _COLOURS["free"]))
-        for res in pool.reserved:
-            if res.overlaps(rng):
-                rows.append(_bar(x_of(res.start), x_of(res.end), y, bar_h, "reserved",
-                                 "reserved %s" % (res,)))
-        for b in report["blocks"]:
-            block = IdRange(b["start"], b["count"])
-            if block.overlaps(rng):
-                rows.append(_bar(x_of(block.start), x_of(block.end), y, bar_h, b["state"],
-                                 "%s (%s) %s %s" % (b["owner"], b["scope"], block, b["state"])))
-        rows.append('<text x="%d" y="%d" font-size="11">%d</text>' % (left, y + bar_h + 13, rng.start))
-        rows.append('<text x="%d" y="%d" font-size="11" text-anchor="end">%d</text>'
-                    % (width - left, y + bar_h + 13, rng.last))
-    height = top + len(bars) * (bar_h + gap) + 10
-    legend = "".join(
-        '<rect x="%d" y="12" width="12" height="12" fill="%s"/><text x="%d" y="22" font-size="12">%s</text>'
-        % (left + i * 130, colour, left + i * 130 + 16, name) for i, (name, colour) in enumerate(_COLOURS.items()))
-    return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">'
-            '<title>Subordinate ID space</title>%s%s</svg>\n' % (width, height, legend, "".join(rows)))
-
-
-def _bar(x1, x2, y, h, state, title):
-    return ('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s"><title>%s</title></rect>'
-            % (x1, y, max(x2 - x1, 1.0), h, _COLOURS[state], _escape(title)))
-
-
-def _escape(text):
-    text = _one_line(text, keep="\t\n")  # XML 1.0 allows no other control characters
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -3,7 +3,8 @@
 import xml.etree.ElementTree as ET
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool, plan
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown, to_svg
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit_svg import render as to_svg
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved": [{"start": 5000000, "count": 100000}]})
 
