@@ -233,16 +233,40 @@ def summarize(blocks, pool, findings, hosts):
     }
 
 
+def grouped_findings(findings):
+    """The findings as rows a person reads: those of one severity on the same line of the
+    same file of a host are one row (a root:0:65536 line maps root, holds root's own ID
+    and the host's accounts: one row, all the kinds), in the findings' order."""
+    rows, by_line = [], {}
+    for f in findings:
+        key = (f["severity"], f["host"], f.get("file"), f.get("line")) if f.get("line") else None
+        if key in by_line:
+            row = by_line[key]
+            if f["kind"] not in row["kinds"]:
+                row["kinds"].append(f["kind"])
+            if f["message"] not in row["messages"]:
+                row["messages"].append(f["message"])
+            row["owner"] = row["owner"] or f.get("owner")
+            continue
+        row = dict(f, kinds=[f["kind"]], messages=[f["message"]])
+        rows.append(row)
+        if key:
+            by_line[key] = row
+    return rows
+
+
 def console_lines(report, reports=()):
     """The audit as a person reads it on the console: the counts, one line per finding
-    (host, file:line, owner, kind, message) and where the reports are."""
+    (host, file:line, owner, kinds, messages; findings on one line together) and where
+    the reports are."""
     s = report["summary"]
     lines = ["%d critical, %d warning, %d info on %d hosts; %d blocks in the ledger, %d IDs free"
              % (s["critical"], s["warning"], s["info"], s["hosts"], s["blocks"], s["free_ids"])]
-    for f in report["findings"]:
+    for f in grouped_findings(report["findings"]):
         where = ("%s:%s" % (f["file"], f["line"]) if f.get("line") else f["file"]) if f.get("file") else "-"
         lines.append(" ".join(_one_line(field) for field in (
-            f["severity"].upper(), f["host"], where, f["owner"] or "-", f["kind"] + ":", f["message"])))
+            f["severity"].upper(), f["host"], where, f["owner"] or "-", ", ".join(f["kinds"]) + ":",
+            "; ".join(f["messages"]))))
     if reports:
         lines.append("reports: " + ", ".join(reports))
     return lines
@@ -273,10 +297,10 @@ def to_markdown(report):
     ]
     if report["findings"]:
         out += ["| severity | host | kind | owner | file:line | finding |", "|---|---|---|---|---|---|"]
-        for f in report["findings"]:
+        for f in grouped_findings(report["findings"]):
             where = "%s:%s" % (f["file"], f["line"]) if f.get("file") and f.get("line") else f.get("file") or ""
             out.append("| %s |" % " | ".join(_md(field) for field in (
-                f["severity"], f["host"], f["kind"], f["owner"] or "", where, f["message"])))
+                f["severity"], f["host"], ", ".join(f["kinds"]), f["owner"] or "", where, "; ".join(f["messages"]))))
     else:
         out.append("No findings: every host matches the ledger.")
     out += ["", "## Ledger", "", "| owner | scope | range | IDs | state |", "|---|---|---|---|---|"]

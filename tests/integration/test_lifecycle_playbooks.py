@@ -2,6 +2,7 @@
 onboarding twice changes nothing the second time; the audit's exit status gates CI."""
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -90,7 +91,10 @@ def test_audit_exit_status_follows_critical_findings(tmp_path, real_files):
     # The console: counts, one line per finding, the reports; the failure itself is one short line.
     critical = report["summary"]["critical"]
     assert '"%d critical, %d warning, ' % (critical, report["summary"]["warning"]) in proc.stdout
-    assert '"CRITICAL localhost /etc/subuid:1 root drift: /etc/subuid line 1: root has 1000+65536' in proc.stdout
+    # One row for the line, with every kind found on it (drift, and the host's UIDs it holds).
+    row = re.search(r'"CRITICAL localhost /etc/subuid:1 root ([a-z_, ]+): ([^"]*)"', proc.stdout)
+    assert row and row.group(1).split(", ")[0] == "drift" and "host_id_collision" in row.group(1), proc.stdout
+    assert row.group(2).startswith("/etc/subuid line 1: root has 1000+65536 but the ledger says 9000000+65536")
     assert "%d critical finding(s), listed above and in %s" % (critical, report_dir / "subid-audit.md") \
         in proc.stdout
     assert '"findings": [' not in proc.stdout  # no result dumped as one JSON line

@@ -108,7 +108,7 @@ def test_hostile_names_from_a_host_stay_text_in_every_report():
     md = to_markdown(report)
     assert "<script" not in md and "[link](" not in md and "**b**" not in md and "`x`" not in md
     rows = [line for line in md.splitlines() if line.startswith("| warning |")]
-    assert len(rows) == 3  # unknown_owner, unmanaged in subuid and in subgid: one row each, no forged row
+    assert len(rows) == 2  # subuid line 1 (unknown_owner, unmanaged) and subgid line 1: no forged row
     for row in rows:
         # six cells: the escaped | of the hostile name does not split one
         assert len(row.replace("\\|", "").split("|")[1:-1]) == 6, row
@@ -117,7 +117,7 @@ def test_hostile_names_from_a_host_stay_text_in_every_report():
     lines = console_lines(report, ["r/subid-audit.md"])
     assert lines[0] == "0 critical, 3 warning, 0 info on 1 hosts; 4 blocks in the ledger, %d IDs free" % (
         report["summary"]["free_ids"])
-    assert len(lines) == 5 and lines[-1] == "reports: r/subid-audit.md"
+    assert len(lines) == 4 and lines[-1] == "reports: r/subid-audit.md"
     assert all("\n" not in line for line in lines)
     assert lines[1].startswith("WARNING h1 /etc/subuid:1 <script>alert(1)</script>|forged cell")
 
@@ -151,3 +151,24 @@ def test_a_malformed_host_result_is_a_finding_on_that_host_and_the_others_are_au
     assert "subuid[0].line is not a number" in bad["b8"]
     assert not [f for f in report["findings"] if f["host"] == "ok1"]
     assert {f["severity"] for f in report["findings"]} == {"critical"}
+
+
+def test_the_findings_on_one_line_are_one_row_with_every_kind():
+    root_line = [{"severity": "critical", "kind": kind, "file": "/etc/subuid", "line": 4, "owner": "root",
+                  "message": message} for kind, message in (
+        ("maps_root", "/etc/subuid line 4 (root:0:65536) contains ID 0: its owner can become the host's root"),
+        ("owner_id_in_range", "/etc/subuid line 4 (root:0:65536) contains its owner's own UID 0"),
+        ("host_id_collision", "/etc/subuid line 4 (root:0:65536) contains UID 1, which the host uses"))]
+    root_line.append({"severity": "warning", "kind": "below_floor", "file": "/etc/subuid", "line": 4, "owner": "root",
+                      "message": "below the floor"})
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": info([("alice", 100000, 65536)], findings=root_line),
+                                                  "owners": ["alice"]}})
+    lines = console_lines(report)
+    assert lines[1] == ("CRITICAL h1 /etc/subuid:4 root host_id_collision, maps_root, owner_id_in_range: "
+                        "/etc/subuid line 4 (root:0:65536) contains UID 1, which the host uses; "
+                        "/etc/subuid line 4 (root:0:65536) contains ID 0: its owner can become the host's root; "
+                        "/etc/subuid line 4 (root:0:65536) contains its owner's own UID 0")
+    assert lines[2] == "WARNING h1 /etc/subuid:4 root below_floor: below the floor"
+    assert len(lines) == 3
+    assert report["summary"]["critical"] == 3  # the JSON keeps every finding
+    assert sum(1 for row in to_markdown(report).splitlines() if row.startswith("| critical |")) == 1
