@@ -14,7 +14,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._durable import repl
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, owners_info_problem, to_markdown
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit_svg import render as to_svg
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
 
@@ -50,13 +50,15 @@ class ActionModule(FleetidAction):
             host_vars = hostvars.get(host, {})
             owners = self._templar.template(host_vars.get(args["owners_var"], []))
             resolved = host_vars.get(args["resolved_var"])
-            if isinstance(resolved, dict) and not resolved.get("failed") and "owners" in resolved:
+            usable = isinstance(resolved, dict) and not resolved.get("failed") and "owners" in resolved
+            problem = owners_info_problem(resolved) if usable else None  # a host may send anything
+            if usable and problem is None:
                 # Owners as the host resolved them: subid_owners plus the owner groups' members.
                 owners = resolved["owners"]
             else:
                 resolved = None
             hosts[host] = {"info": host_vars.get(args["info_var"]), "owners": _owner_names(owners),
-                           "resolved": resolved}
+                           "resolved": resolved, "resolved_problem": problem}
         report = audit(blocks, pool, hosts)
 
         folder = args["report_dir"]

@@ -76,6 +76,36 @@ def host_info_problem(info):
     return None
 
 
+def owners_info_problem(resolved):
+    """What makes an owners_info result unreadable, or None; like host_info_problem, for
+    the owners and groups a host resolved (a hostile host may send anything)."""
+    if not isinstance(resolved, dict):
+        return "the result is a %s, not a mapping" % type(resolved).__name__
+    owners = resolved.get("owners")
+    if not isinstance(owners, list):
+        return "owners is not a list"
+    for number, owner in enumerate(owners):
+        if not isinstance(owner, str) and not (
+                isinstance(owner, dict) and isinstance(owner.get("name"), str)
+                and isinstance(owner.get("state") or "present", str)):
+            return "owners[%d] is neither a name nor a mapping with a name" % number
+    groups = resolved.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in groups):
+        return "groups is not a list of mappings with a name"
+    added = resolved.get("added") or {}
+    if not isinstance(added, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in added.items()):
+        return "added is not a mapping of names to groups"
+    state = resolved.get("host_state") or {}
+    ids = state.get("resolved_ids") or [] if isinstance(state, dict) else None
+    if not isinstance(ids, list):
+        return "host_state.resolved_ids is not a list"
+    for number, item in enumerate(ids):
+        if not (isinstance(item, dict) and item.get("kind") in ("uid", "gid") and isinstance(item.get("id"), int)
+                and not isinstance(item.get("id"), bool) and isinstance(item.get("name"), str)):
+            return "host_state.resolved_ids[%d] is not a {kind, id, name} of a UID or GID" % number
+    return None
+
+
 def audit(blocks, pool, hosts):
     """The report: ``hosts`` maps host -> {"info": subid_info result, "owners": [names]}.
 
@@ -99,6 +129,11 @@ def audit(blocks, pool, hosts):
                                      "the subid_info result from %s cannot be read (%s): the host was not audited"
                                      % (host, problem)))
             continue
+        if hosts[host].get("resolved_problem"):
+            findings.append(_finding(host, "critical", "bad_host_result",
+                                     "the owners_info result from %s cannot be read (%s): its owners and groups were "
+                                     "not compared, only the owners in the inventory" % (
+                                         host, hosts[host]["resolved_problem"])))
         for f in info.get("findings", []):
             findings.append(_finding(host, f["severity"], f["kind"], f["message"], owner=f.get("owner"),
                                      file=f.get("file"), line=f.get("line")))

@@ -3,7 +3,7 @@
 import xml.etree.ElementTree as ET
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool, plan
-from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, to_markdown
+from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, owners_info_problem, to_markdown
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit_svg import render as to_svg
 
 POOL = parse_pool({"ranges": [{"start": 100000, "count": 10000000}], "reserved": [{"start": 5000000, "count": 100000}]})
@@ -172,3 +172,25 @@ def test_the_findings_on_one_line_are_one_row_with_every_kind():
     assert len(lines) == 3
     assert report["summary"]["critical"] == 3  # the JSON keeps every finding
     assert sum(1 for row in to_markdown(report).splitlines() if row.startswith("| critical |")) == 1
+
+
+def test_a_malformed_owners_info_result_is_a_finding_and_the_inventory_owners_are_used():
+    good = {"owners": ["alice", {"name": "bob", "count": 4194304}], "groups": [{"name": "dev", "members": []}],
+            "added": {"bob": "dev"}, "host_state": {"resolved_ids": [{"kind": "uid", "id": 2001, "name": "alice"}]}}
+    assert owners_info_problem(good) is None
+    for broken, why in (
+            ([1, 2], "the result is a list, not a mapping"),
+            (dict(good, owners="alice"), "owners is not a list"),
+            (dict(good, owners=["alice", 7]), "owners[1] is neither a name nor a mapping with a name"),
+            (dict(good, owners=[{"name": ["x"]}]), "owners[0] is neither a name nor a mapping with a name"),
+            (dict(good, groups=[{"members": []}]), "groups is not a list of mappings with a name"),
+            (dict(good, added={"bob": ["dev"]}), "added is not a mapping of names to groups"),
+            (dict(good, host_state={"resolved_ids": [{"kind": "uid", "id": True, "name": "x"}]}),
+             "host_state.resolved_ids[0] is not a {kind, id, name} of a UID or GID"),
+            (dict(good, host_state={"resolved_ids": "all"}), "host_state.resolved_ids is not a list")):
+        assert owners_info_problem(broken) == why, broken
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": info([("alice", 100000, 65536)]), "owners": ["alice"],
+                                                  "resolved": None, "resolved_problem": "owners is not a list"}})
+    assert [f["message"] for f in report["findings"]] == [
+        "the owners_info result from h1 cannot be read (owners is not a list): its owners and groups were not "
+        "compared, only the owners in the inventory"]
