@@ -200,8 +200,8 @@ summary:
   returned: always
   type: str
   sample: >-
-    Proven now by a container run as each user that gave a file the ID checked (the top of the range unless
-    check_id says): alice (ID 65536), carol (ID 4000000). Proven before by a container, nothing changed since: dave.
+    Proven now with a container that owned a file at the ID shown: alice (ID 65536), carol (ID 4000000).
+    Proven before with a container, nothing changed since: dave.
 users:
   description: One report per user, in the order of O(users).
   returned: always
@@ -486,7 +486,7 @@ def summary(reports, check_mode):
                          for r in reports if r["proof"] == proof and r["proven_by"] == proven_by)
     sentences = []
     if check_mode:
-        for proven_by, how in (("container", "by running a container as"), ("maps", "by the ID maps only, no container, for")):
+        for proven_by, how in (("container", "with a container for"), ("maps", "by the ID maps only, no container, for")):
             if names("pending", proven_by):
                 sentences.append("A real run would prove rootless Podman %s: %s." % (how, names("pending", proven_by)))
         first = ["%s: %s" % (r["name"], r["reason"].split("; ", 1)[1]) for r in reports
@@ -495,11 +495,11 @@ def summary(reports, check_mode):
             sentences.append("It does this first: %s." % "; ".join(first))
     else:
         if names("now", "container"):
-            sentences.append("Proven now by a container run as each user that gave a file the ID checked "
-                             "(the top of the range unless check_id says): %s." % names("now", "container", True))
+            sentences.append("Proven now with a container that owned a file at the ID shown: %s."
+                             % names("now", "container", True))
         if names("now", "maps"):
             sentences.append("Proven now by the ID maps only, no container ran: %s." % names("now", "maps"))
-    for proven_by, how in (("container", "by a container"), ("maps", "by the ID maps only")):
+    for proven_by, how in (("container", "with a container"), ("maps", "by the ID maps only")):
         if names("before", proven_by):
             sentences.append("Proven before %s, nothing changed since: %s." % (how, names("before", proven_by)))
     failed = [r["name"] for r in reports if r["proof"] == "failed"]

@@ -47,7 +47,7 @@ def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
         # An account without groups is no reason for a warning ('append' without 'groups').
         assert "[WARNING]" not in first.stdout + first.stderr, first.stdout + first.stderr
         # No test image: a container built from the host's own tools ran as each of them.
-        assert "unless check_id says): %s (ID 131072), %s (ID 65536)." % (name, member) in first.stdout, first.stdout
+        assert "owned a file at the ID shown: %s (ID 131072), %s (ID 65536)." % (name, member) in first.stdout, first.stdout
         assert "%s:9000000:131072\n" % name in Path("/etc/subuid").read_text()
         assert subprocess.check_output(["id", "-u", name]).strip() == b"2901"
         assert subprocess.check_output(["id", "-nG", name]).split() == [name.encode()]
@@ -58,7 +58,7 @@ def test_onboarding_twice_changes_nothing_the_second_time(tmp_path, real_files):
         for task in ("Create each account's group with the same GID everywhere",
                      "Create the accounts with the same UID everywhere"):
             assert second.status(task) == "skipped", second.stdout
-        assert "Proven before by a container, nothing changed since: %s, %s." % (name, member) in second.stdout
+        assert "Proven before with a container, nothing changed since: %s, %s." % (name, member) in second.stdout
         assert "[WARNING]" not in second.stdout + second.stderr, second.stdout + second.stderr
     finally:
         for account in (name, member):

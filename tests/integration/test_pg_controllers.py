@@ -196,7 +196,7 @@ def test_onboard_and_audit_through_the_roles_with_the_postgresql_ledger(tmp_path
                                                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
     try:
         onboard = run_playbook(TOP / "playbooks" / "onboard.yml", "-e", "@%s" % varfile, "-c", "local", env=PODMAN_ENV)
-        assert "unless check_id says): %s (ID 65536)." % name in onboard.stdout, onboard.stdout
+        assert "owned a file at the ID shown: %s (ID 65536)." % name in onboard.stdout, onboard.stdout
         assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
         assert [(b.owner, b.start, b.count) for b in ledger_blocks(pg_ledger)] == [(name, 9000000, 65536)]
         Path("/etc/subuid").write_text("%s:9000000:65536\n" % name)

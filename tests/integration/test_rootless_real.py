@@ -228,9 +228,8 @@ def test_seed_case_through_the_role(make_user, images, tmp_path, proof_dir):
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert proc.returncode == 0, proc.stdout
     # The small user's map changed: proven again; the large one's did not: the earlier proof stands.
-    assert ("Proven now by a container run as each user that gave a file the ID checked (the top of the range "
-            "unless check_id says): %s (ID 4194304). Proven before by a container, nothing changed since: %s."
-            % (small, large)) in proc.stdout, proc.stdout
+    assert ("Proven now with a container that owned a file at the ID shown: %s (ID 4194304). Proven before with a "
+            "container, nothing changed since: %s." % (small, large)) in proc.stdout, proc.stdout
 
 
 def as_user(user, *argv):
@@ -331,7 +330,7 @@ def test_root_and_service_owners_are_never_proven_as_rootless_users(make_user, i
     proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert proc.returncode == 0, proc.stdout
-    assert "unless check_id says): %s (ID 65536)." % user in proc.stdout, proc.stdout
+    assert "owned a file at the ID shown: %s (ID 65536)." % user in proc.stdout, proc.stdout
 
 
 def test_without_an_image_a_container_built_from_the_hosts_tools_proves_the_top_id(run_module, proof_dir, make_user):
@@ -456,7 +455,7 @@ def test_the_role_in_check_mode_on_a_new_host_names_who_a_real_run_proves_and_ho
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0, proc.stdout
     assert not Path(remote_tmp).exists() and not proof_dir.exists()
-    assert ("check mode: A real run would prove rootless Podman by running a container as: %s, %s. It does this "
+    assert ("check mode: A real run would prove rootless Podman with a container for: %s, %s. It does this "
             "first: %s: the image archive is not copied yet; %s: the image archive is not copied yet."
             % (first, second, first, second)) in text, text
     for path in ("/etc/subuid", "/etc/subgid"):  # what the subids role would write first
@@ -465,4 +464,4 @@ def test_the_role_in_check_mode_on_a_new_host_names_who_a_real_run_proves_and_ho
     real = run_playbook(playbook, env=PODMAN_ENV, check=False)
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert real.returncode == 0, real.stdout
-    assert "unless check_id says): %s (ID 65536), %s (ID 65536)." % (first, second) in " ".join(real.stdout.split())
+    assert "owned a file at the ID shown: %s (ID 65536), %s (ID 65536)." % (first, second) in " ".join(real.stdout.split())
