@@ -31,8 +31,8 @@ CHIP_WIDTH, CHIP_HEIGHT, CHIPS_PER_ROW, MAX_CHIPS = 184, 22, 5, 60
 # systemd-nspawn -U and systemd-nsresourced pick container IDs here.
 SYSTEMD_WINDOW = IdRange(524288, 1879048192 - 524288)
 
-COLOURS = {"active": "#2b7bb9", "quarantined": "#e08a1e", "reserved": "#9e9e9e", "free": "#eef3ee",
-           "systemd": "#7e57c2", "critical": "#c62828", "warning": "#f9a825", "info": "#1e88e5", "clean": "#43a047",
+COLOURS = {"active": "#2b7bb9", "quarantined": "#8d6e63", "reserved": "#9e9e9e", "free": "#eef3ee",
+           "systemd": "#7e57c2", "critical": "#c62828", "warning": "#e69500", "info": "#1e88e5", "clean": "#43a047",
            "text": "#212121", "muted": "#616161"}
 SEVERITIES = ("critical", "warning", "info")
 

@@ -74,9 +74,9 @@ def fleet(blocks_wanted, hosts, broken, host_name="node%03d.example.org"):
     return blocks, audit(blocks, POOL, infos)
 
 
-def look(tmp_path, name, report):
+def look(tmp_path, name, report, pool=POOL):
     assert CHROMIUM, "chromium-headless-shell is missing: scripts/setup installs it"
-    svg = render(report, POOL)
+    svg = render(report, pool)
     width, height = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', svg).groups())
     page = tmp_path / ("%s.html" % name)
     page.write_text("<!DOCTYPE html><html><body style='margin:0'>%s<pre id='result'></pre>%s</body></html>"
@@ -95,9 +95,12 @@ def look(tmp_path, name, report):
 
 
 def share_of(image, colour):
-    wanted = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    pixels = image.getdata()
-    return sum(1 for p in pixels if all(abs(a - b) <= 8 for a, b in zip(p, wanted))) / float(len(pixels))
+    """The share of the screenshot's pixels in ``colour`` (within 8 per channel)."""
+    wanted = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    data = image.tobytes()  # RGB
+    near = sum(1 for i in range(0, len(data), 3)
+               if abs(data[i] - wanted[0]) <= 8 and abs(data[i + 1] - wanted[1]) <= 8 and abs(data[i + 2] - wanted[2]) <= 8)
+    return near / (len(data) / 3.0)
 
 
 @pytest.mark.parametrize("blocks_wanted, hosts, broken", [(10, 5, 3), (200, 40, 0), (5000, 20, 2)])
@@ -129,3 +132,31 @@ def test_a_hostile_host_name_is_text_in_the_page(tmp_path):
     probe, image = look(tmp_path, "idspace-hostile", report)
     assert probe["elements"] == len(ET.fromstring(render(report, POOL)).findall(".//*"))  # no element injected
     assert any(text.startswith(HOSTILE + "0") for text in probe["strings"]), probe["strings"]
+
+
+def test_the_readme_picture(tmp_path):
+    """The fleet of the README's picture (docs/images/subid-idspace.png is a copy of the
+    screenshot kept as .cache/audit-pictures/readme.png): 8 hosts, 26 owners, a kubelet
+    block, a released owner still present on one host, a drifted line, a root line."""
+    names = ["alice", {"name": "bob", "count": 4194304}] + [
+        "carol", "dave", "erik", "frank", "gus", "hana", "ivan", "jo", "kim", "lena", "mo", "nina", "omar", "pia",
+        {"name": "quinn", "count": 1048576}, "ravi", "sara", "tom", "uma", "vic", "wen", "xena", "yuri", "zoe"]
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 500000000}],
+                       "reserved": [{"start": 200000000, "count": 100000000}]})
+    blocks = plan([], pool, parse_owners(names, pool), "ws1", "2026-12-01").blocks
+    blocks = plan(blocks, pool, parse_owners([{"name": "kubelet", "scope": "host", "count": 7208960}], pool),
+                  "k8s-node1", "2026-12-02").blocks
+    blocks = plan(blocks, pool, parse_owners([{"name": "dave", "state": "released"}], pool), "ws1",
+                  "2026-12-03").blocks
+    dave = next(b for b in blocks if b.owner == "dave")
+    infos = {}
+    for host in ("ws1", "ws2", "ci1", "ci2", "build1", "build2", "login1", "k8s-node1"):
+        mine = [b for b in blocks if b.state == "active" and b.scope in ("fleet", "host:" + host)]
+        rows = [(b.owner, 165536 if (host, b.owner) == ("ci2", "carol") else b.start, b.count) for b in mine]
+        rows += [("root", 0, 65536)] if host == "build2" else [("dave", dave.start, dave.count)] if host == "login1" else []
+        infos[host] = {"info": host_info(rows), "owners": [b.owner for b in mine]}
+    report = audit(blocks, pool, infos)
+    probe, image = look(tmp_path, "readme", report, pool)
+    assert probe["outside"] == [] and probe["overlapping"] == []
+    assert probe["marked"] == ["carol"]
+    assert {"alice", "bob", "kubelet@k8s-node1", "dave", "ci2 2c", "build2 2w", "login1 2w"} <= set(probe["strings"])
