@@ -52,6 +52,7 @@ document.getElementById("result").textContent = JSON.stringify(
 </script>
 """ % {"critical": COLOURS["critical"]}
 
+
 def host_info(rows):
     def lines(entries):
         return [{"owner": o, "start": s, "count": c, "line": i + 1} for i, (o, s, c) in enumerate(entries)]
