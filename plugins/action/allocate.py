@@ -66,6 +66,8 @@ class ActionModule(FleetidAction):
             released=[_block_dict(b) for b in outcome.released],
             reclaimed=[_block_dict(b) for b in outcome.reclaimed],
             retired=[{"name": name} for name in host_rules.retired(requests)],
+            quarantine_held=[{"owner": owner, "scope": scope, "blocks": [_block_dict(b) for b in held]}
+                             for owner, scope, held in outcome.held],
             refused=refused,
             unrequested=unrequested,
             floor=pool.floor,
@@ -75,7 +77,15 @@ class ActionModule(FleetidAction):
             result.setdefault("warnings", []).append(
                 "%s: owner %r is refused, nothing was allocated or written for it: %s; the host's other owners "
                 "are served" % (host, owner["name"], owner["reason"]))
-        if not entries and not result["retired"] and not outcome.released:
+        for owner, scope, quarantined in outcome.held:
+            result.setdefault("warnings", []).append(
+                "%s: %s is skipped, nothing was allocated or written for it: its block%s %s %s quarantined since "
+                "it was released on %s (offboarded). If %s is back, list it as {name: %s, state: reactivated} to "
+                "take the block%s back into use; otherwise remove %s from subid_owners" % (
+                    host, owner, "" if len(quarantined) == 1 else "s", ", ".join(str(b.range) for b in quarantined),
+                    "is" if len(quarantined) == 1 else "are", ", ".join(sorted({str(b.released) for b in quarantined})),
+                    owner, owner, "" if len(quarantined) == 1 else "s", owner))
+        if not entries and not result["retired"] and not outcome.released and not outcome.held:
             # Most often a typo (subid_owner for subid_owners) or group_vars the host is not in.
             result.setdefault("warnings", []).append(
                 "%s gets no subordinate ID ranges: no owner is requested for it%s (see subid_owners and "

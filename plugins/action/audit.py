@@ -13,7 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.fleetid.subid.plugins.module_utils._durable import replace_file
 from ansible_collections.fleetid.subid.plugins.plugin_utils import action_specs as specs
 from ansible_collections.fleetid.subid.plugins.plugin_utils.action_base import FleetidAction
-from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_pool
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import PRESENT_STATES, parse_pool
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit import audit, console_lines, owners_info_problem, to_markdown
 from ansible_collections.fleetid.subid.plugins.plugin_utils.audit_svg import render as to_svg
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service import blocks_of, open_ledger
@@ -32,7 +32,7 @@ ARGUMENT_SPEC = {
 
 def _owner_names(owners):
     return [o if isinstance(o, str) else o.get("name") for o in owners or []
-            if isinstance(o, str) or (o.get("state") or "present") == "present"]
+            if isinstance(o, str) or (o.get("state") or "present") in PRESENT_STATES]
 
 
 class ActionModule(FleetidAction):

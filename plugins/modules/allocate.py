@@ -81,12 +81,17 @@ options:
         default: fleet
       state:
         description:
-          - V(present) allocates as needed. It also takes the owner's quarantined blocks back into use.
+          - V(present) allocates as needed. An owner whose blocks are quarantined (released, for example by the
+            offboard playbook) is not taken back by V(present). It is skipped with a warning that names its blocks,
+            nothing is allocated or written for it, and RV(quarantine_held) lists it. A routine run with a leaver
+            still in the inventory thus never undoes the offboarding.
+          - V(reactivated) is V(present) that also takes the owner's quarantined blocks back into use, for a
+            person who returns. The files on disk in those ranges are still the owner's.
           - V(released) moves the owner's blocks to quarantine. They stay taken, because their IDs may still own files on disk.
           - V(reclaimed) deletes the owner's quarantined blocks, so their IDs return to the pool.
             Do this only after the owner's files are gone. It fails while the owner has active blocks.
         type: str
-        choices: [present, released, reclaimed]
+        choices: [present, reactivated, released, reclaimed]
         default: present
   hold:
     description:
@@ -262,8 +267,16 @@ allocated:
   type: list
   elements: dict
   sample: [{owner: alice, scope: fleet, start: 100000, count: 65536}]
+quarantine_held:
+  description:
+    - Owners listed V(present) whose blocks are quarantined, each with its blocks. They were given nothing;
+      list them as V(reactivated) to take the blocks back, or remove them from the owners.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{owner: bob, scope: fleet, blocks: [{owner: bob, scope: fleet, start: 165536, count: 65536}]}]
 reactivated:
-  description: Quarantined blocks given back to their owner.
+  description: Quarantined blocks given back to their owner (listed V(reactivated)).
   returned: success
   type: list
   elements: dict

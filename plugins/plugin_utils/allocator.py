@@ -14,8 +14,11 @@ requests and returns what changes, without touching any file. The rules:
   quarantined) are never handed out. New blocks start on a multiple of ``block_size``
   counted from the start of their pool range, first fit, new owners in sorted order.
 - ``released`` moves an owner's blocks to quarantine; ``reclaimed`` deletes quarantined
-  blocks so their IDs return to the pool. An owner asked for again gets its quarantined
-  blocks back (the files on disk in that range are its own).
+  blocks so their IDs return to the pool. An owner listed as ``reactivated`` gets its
+  quarantined blocks back (the files on disk in that range are its own). An owner merely
+  still ``present`` after an offboarding is held: its quarantined blocks stay quarantined,
+  nothing is allocated or written for it, and Plan.held says so, because a routine run
+  must never undo an offboarding silently.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
 )
 from ansible_collections.fleetid.subid.plugins.module_utils._errors import FleetidError
 
-OWNER_STATES = ("present", "released", "reclaimed")
+OWNER_STATES = ("present", "reactivated", "released", "reclaimed")
+# The states of an owner that is to have ranges: reactivated is present, with its
+# quarantined blocks taken back into use.
+PRESENT_STATES = ("present", "reactivated")
 OWNER_SCOPES = ("fleet", "host")
 
 # The kubelet reads its `kubelet` entry with getsubids and insists on exactly one range
@@ -83,17 +89,18 @@ class Pool(collections.namedtuple("Pool", "ranges reserved block_size floor")):
         return problems
 
 
-Request = collections.namedtuple("Request", "name count scope state")
+Request = collections.namedtuple("Request", "name count scope state reactivate", defaults=(False,))
 
 
 class Plan(
-    collections.namedtuple("Plan", "blocks added reactivated released reclaimed entries")
+    collections.namedtuple("Plan", "blocks added reactivated released reclaimed entries held")
 ):
     """The outcome of ``plan()``.
 
     ``blocks`` is the whole ledger afterwards; ``added``/``reactivated``/``released``/
     ``reclaimed`` list the blocks each change touched; ``entries`` maps each present
-    owner to its ranges, in request order.
+    owner to its ranges, in request order. ``held``: (owner, scope, quarantined blocks)
+    of the owners listed present whose blocks are quarantined, left so and given nothing.
     """
 
     __slots__ = ()
@@ -199,7 +206,8 @@ def parse_owners(owners, pool, refused=None):
                 "owner 'kubelet' is listed with scope fleet and with scope host: each would write a line, and "
                 "the kubelet refuses to start unless getsubids gives it exactly one range; list it once")
         seen.add((name, scope))
-        requests.append(Request(name, count, scope, state))
+        requests.append(Request(name, count, scope, "present" if state == "reactivated" else state,
+                                state == "reactivated"))
     return requests
 
 
@@ -334,13 +342,19 @@ def plan(blocks, pool, requests, host, today, known_only=False, free=None):
 
     replaced = {}  # id(block) -> its new version (reactivated or released)
     removed = set()  # id(block) of reclaimed blocks
-    added, reactivated, released, reclaimed = [], [], [], []
+    added, reactivated, released, reclaimed, held = [], [], [], [], []
     wanted = []  # (request, key, count still to allocate)
 
     for req in requests:
         key = (req.name, FLEET if req.scope == "fleet" else host_scope(host))
         mine = by_key.get(key, [])
         if req.state == "present":
+            quarantined = [b for b in mine if b.state == "quarantined"]
+            if quarantined and not req.reactivate:
+                if not any(b.state == "active" for b in mine):
+                    held.append((req.name, key[1], quarantined))  # offboarded: only "reactivated" undoes it
+                    continue
+                mine = [b for b in mine if b.state == "active"]  # the quarantined ones stay so
             for b in mine:
                 if b.state == "quarantined":
                     new = b._replace(state="active", released=None)
@@ -402,8 +416,9 @@ def plan(blocks, pool, requests, host, today, known_only=False, free=None):
     # One owner may hold a fleet block and a host block: both go into its entries.
     entries = collections.OrderedDict()
     for req, key, dummy in wanted:
-        mine = [replaced.get(id(b), b) for b in by_key.get(key, [])] + new_by_key.get(key, [])
+        mine = [b for b in (replaced.get(id(b), b) for b in by_key.get(key, [])) if b.state == "active"]
+        mine += new_by_key.get(key, [])
         entries.setdefault(req.name, []).extend(IdRange(b.start, b.count) for b in mine)
     for ranges in entries.values():
         ranges.sort()
-    return Plan(result, added, reactivated, released, reclaimed, entries)
+    return Plan(result, added, reactivated, released, reclaimed, entries, held)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 
+from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import PRESENT_STATES
 from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import FLEET, HOST_PREFIX
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import ids_in_ranges, owner_name
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import IdRange, merge, subtract
@@ -197,7 +198,7 @@ def directory_findings(host, blocks, wanted, info, resolved):
     subid_info's host-ID check cannot see when the directory does not enumerate."""
     found = []
     requested = {owner_name(o) for o in resolved.get("owners") or []
-                 if isinstance(o, str) or (o.get("state") or "present") == "present"}
+                 if isinstance(o, str) or (o.get("state") or "present") in PRESENT_STATES}
     groups = [g["name"] for g in resolved.get("groups") or []]
     for member, group in sorted((resolved.get("added") or {}).items()):
         if member not in wanted:

@@ -465,3 +465,52 @@ def test_the_role_in_check_mode_on_a_new_host_names_who_a_real_run_proves_and_ho
     subprocess.run(["rm", "-rf", remote_tmp], check=True)
     assert real.returncode == 0, real.stdout
     assert "owned a file at the ID shown: %s (ID 65536), %s (ID 65536)." % (first, second) in " ".join(real.stdout.split())
+
+
+IMAGES_PLAY = """\
+- name: Prove rootless Podman with an image per group
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: fleetid.subid.rootless_podman
+      vars:
+        rootless_podman_install: false
+        rootless_podman_users: {users}
+        rootless_podman_expected: {{subuid: {entries}, subgid: {entries}}}
+        rootless_podman_test_images:
+          - image: localhost/fleetid-highuid:latest
+            archive: {archive}
+            groups: [{group}]
+            check_id: 4000000
+        rootless_podman_remote_tmp: {remote_tmp}
+        rootless_podman_run_options: {run_options}
+        rootless_podman_proof_dir: {proof_dir}
+"""
+
+
+def test_the_role_copies_each_images_archive_and_proves_a_group_with_its_own_image(
+        make_user, images, tmp_path, proof_dir):
+    plain, member = make_user(5300000, 65536), make_user(5400000, 4194304)
+    group = "fg" + uuid.uuid4().hex[:8]
+    subprocess.run(["groupadd", group], check=True)
+    remote_tmp = "/var/tmp/fleetid-test-" + uuid.uuid4().hex[:8]
+    try:
+        subprocess.run(["usermod", "-aG", group, member], check=True)
+        entries = [{"name": plain, "start": 5300000, "count": 65536},
+                   {"name": member, "start": 5400000, "count": 4194304}]
+        playbook = tmp_path / "role.yml"
+        playbook.write_text(IMAGES_PLAY.format(
+            users=json.dumps([plain, member]), entries=json.dumps(entries), archive=images["fleetid-highuid"],
+            group=group, remote_tmp=remote_tmp, run_options=json.dumps(RUN_OPTIONS), proof_dir=proof_dir))
+        proc = run_playbook(playbook, env=PODMAN_ENV, check=False)
+        text = " ".join(proc.stdout.split())
+        assert proc.returncode == 0, proc.stdout
+        assert (Path(remote_tmp) / "fleetid-highuid.tar").is_file()
+        assert "owned a file at the ID shown: %s (ID 65536), %s (ID 4000000)." % (plain, member) in text, text
+        records = {name: json.loads((proof_dir / ("%s.json" % name)).read_text()) for name in (plain, member)}
+        assert records[member]["image"] == "localhost/fleetid-highuid:latest"
+        assert records[plain]["image"].startswith("localhost/fleetid-subid-proof:")
+    finally:
+        subprocess.run(["groupdel", group], check=False)
+        subprocess.run(["rm", "-rf", remote_tmp], check=True)

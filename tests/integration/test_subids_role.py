@@ -75,3 +75,40 @@ def test_a_converged_host_skips_the_write_and_any_drift_gets_it(host):
     assert run(host)[0] == "ok"
     assert not journal.exists()
     assert run(host)[0] == "skipped"
+
+
+def set_owners(host, owners):
+    extra = json.loads((host / "vars.json").read_text())
+    extra["subids_owners"] = owners
+    (host / "vars.json").write_text(json.dumps(extra))
+
+
+def test_a_routine_run_does_not_undo_an_offboarding(host):
+    run(host)
+    written = files(host)
+    a_line, b_line = written[0].splitlines()
+    set_owners(host, [{"name": "fleetid-svc-a", "state": "released"}, "fleetid-svc-b"])  # as offboard.yml does
+    run(host)
+    assert files(host) == [b_line + "\n"] * 2
+    ledger = (host / "ledger.yml").read_bytes()
+    assert b"state: quarantined" in ledger
+
+    # The next routine run, with the leaver still listed: held, said, nothing written.
+    set_owners(host, OWNERS)
+    for flags in (("--check",), ()):
+        done = run_recorded(host / "play.yml", "-e", "@%s" % (host / "vars.json"), *flags)
+        text = " ".join((done.stdout + done.stderr).split())
+        assert done.recap["localhost"]["failures"] == 0
+        start, count = (int(field) for field in a_line.split(":")[1:])
+        assert ("localhost: fleetid-svc-a is skipped, nothing was allocated or written for it: its block %d-%d (%d IDs) "
+                "is quarantined since it was released on" % (start, start + count - 1, count)) in text, text
+        assert ("If fleetid-svc-a is back, list it as {name: fleetid-svc-a, state: reactivated} to take the block back "
+                "into use; otherwise remove fleetid-svc-a from subid_owners") in text, text
+    assert files(host) == [b_line + "\n"] * 2
+    assert (host / "ledger.yml").read_bytes() == ledger
+
+    # Said explicitly: the same block comes back.
+    set_owners(host, [{"name": "fleetid-svc-a", "state": "reactivated"}, "fleetid-svc-b"])
+    assert run(host)[0] == "changed"
+    assert sorted(files(host)[0].splitlines()) == sorted([a_line, b_line])
+    assert b"state: quarantined" not in (host / "ledger.yml").read_bytes()

@@ -128,13 +128,35 @@ def test_release_quarantines_and_blocks_stay_taken():
     assert not run(released.blocks, [{"name": "alice", "state": "released"}]).changed
 
 
-def test_owner_asked_for_again_gets_its_quarantined_blocks_back():
+def test_an_offboarded_owner_still_listed_present_is_held_not_taken_back():
+    first = run([], ["alice", "bob"])
+    released = run(first.blocks, [{"name": "alice", "state": "released"}])
+    again = run(released.blocks, ["alice", "bob"])  # the routine run, alice still in the inventory
+    assert not again.changed and not again.reactivated and not again.added
+    assert "alice" not in again.entries and entries(again)["bob"] == [(165536, 65536)]
+    assert [(owner, scope, [b.state for b in blocks]) for owner, scope, blocks in again.held] == [
+        ("alice", "fleet", ["quarantined"])]
+    # A larger count does not get around it either: nothing new for a held owner.
+    assert not run(released.blocks, [{"name": "alice", "count": 131072}]).added
+
+
+def test_an_owner_listed_reactivated_gets_its_quarantined_blocks_back():
     first = run([], ["alice"])
     released = run(first.blocks, [{"name": "alice", "state": "released"}])
-    back = run(released.blocks, ["alice"])
+    back = run(released.blocks, [{"name": "alice", "state": "reactivated"}])
     assert entries(back)["alice"] == [(100000, 65536)]
     assert [b.state for b in back.reactivated] == ["active"]
-    assert not back.added
+    assert not back.added and not back.held
+    # Once active, reactivated is present: nothing more to do.
+    assert not run(back.blocks, [{"name": "alice", "state": "reactivated"}]).changed
+
+
+def test_a_quarantined_block_beside_an_active_one_stays_quarantined():
+    first = run([], [{"name": "alice", "scope": "host"}])
+    released = run(first.blocks, [{"name": "alice", "scope": "host", "state": "released"}])
+    grown = run(released.blocks, [{"name": "alice", "scope": "host", "state": "reactivated"},
+                                  {"name": "alice", "scope": "fleet"}])
+    assert sorted(r.start for r in grown.entries["alice"]) == [100000, 165536]
 
 
 def test_reclaim_needs_release_first_then_frees_the_ids():
@@ -219,6 +241,7 @@ requests = st.lists(
         count=st.sampled_from([1, 100, 65536, 65537, 131072, 300000]),
         scope=st.sampled_from(["fleet", "host"]),
         state=st.sampled_from(["present"] * 6 + ["released", "reclaimed"]),
+        reactivate=st.booleans(),
     ),
     max_size=6,
     unique_by=lambda r: (r.name, r.scope),
@@ -268,8 +291,12 @@ def test_invariants_hold_over_any_sequence_of_calls(pool, calls):
         for old in blocks:  # sticky: never moved, shrunk or given to someone else
             assert (old.start, old.count, old.owner, old.scope) in survivors | reclaimed
         check_invariants(outcome.blocks, pool)
-        for req in reqs:  # every present owner has at least what it asked for
-            if req.state == "present":
+        held = {(owner, scope) for owner, scope, dummy in outcome.held}
+        for req in reqs:  # every present owner has at least what it asked for, unless held in quarantine
+            key = (req.name, "fleet" if req.scope == "fleet" else "host:" + host)
+            if req.state == "present" and key in held:
+                assert not req.reactivate and all(b.state == "quarantined" for b in blocks if (b.owner, b.scope) == key)
+            elif req.state == "present":
                 assert sum(r.count for r in outcome.entries[req.name]) >= req.count
         again = plan(outcome.blocks, pool, [r for r in reqs if r.state == "present"], host, TODAY)
         assert not again.changed, "a second run changed something"
