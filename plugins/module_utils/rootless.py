@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import errno
 import hashlib
 import json
@@ -168,6 +169,38 @@ def namespaced_owners(proc="/proc"):
         if ns != init_ns:
             owners.add(uid)
     return owners
+
+
+def user_namespaces(proc="/proc"):
+    """Every user namespace other than PID 1's with processes in it, from one pass over
+    /proc: [{"ns", "pids", "uid", "comm", "uid_map", "gid_map"}], the maps as
+    (inside, outside, count) rows read from its first process. A process that ends
+    meanwhile is skipped."""
+    try:
+        init_ns = os.readlink(os.path.join(proc, "1", "ns", "user"))
+    except OSError:
+        return []
+    found = collections.OrderedDict()
+    for entry in sorted((e for e in os.listdir(proc) if e.isdigit()), key=int):
+        where = os.path.join(proc, entry)
+        try:
+            ns = os.readlink(os.path.join(where, "ns", "user"))
+            if ns == init_ns:
+                continue
+            if ns in found:
+                found[ns]["pids"].append(int(entry))
+                continue
+            uid = os.stat(where).st_uid
+            with open(os.path.join(where, "uid_map")) as handle:
+                uid_map = parse_id_map(handle.read())
+            with open(os.path.join(where, "gid_map")) as handle:
+                gid_map = parse_id_map(handle.read())
+            with open(os.path.join(where, "comm")) as handle:
+                comm = handle.read().strip()
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+        found[ns] = {"ns": ns, "pids": [int(entry)], "uid": uid, "comm": comm, "uid_map": uid_map, "gid_map": gid_map}
+    return list(found.values())
 
 
 def podman_state(name, uid, home, in_namespace, system_confs=SYSTEM_STORAGE_CONFS):

@@ -119,13 +119,15 @@ def test_reserved_ranges_and_floor_are_never_handed_out(location):
         run(location, ["a", "b"], pool=later)
 
 
-def test_release_quarantines_reclaim_frees_and_asking_again_reactivates(location):
+def test_release_quarantines_reclaim_frees_and_reactivated_takes_back(location):
     run(location, ["alice", "bob"])
     released = run(location, ["bob", {"name": "alice", "state": "released"}], today=LATER)
     assert [(b.owner, b.state, b.released) for b in released.released] == [("alice", "quarantined", LATER)]
     newcomer = run(location, ["carol"])
     assert entries(newcomer)["carol"] == [(231072, 65536)]  # the quarantined block stays taken
-    back = run(location, ["alice"])
+    held = run(location, ["alice"])  # still listed after the release: held, nothing written
+    assert not held.changed and [owner for owner, scope, blocks in held.held] == ["alice"]
+    back = run(location, [{"name": "alice", "state": "reactivated"}])
     assert [(b.owner, b.state) for b in back.reactivated] == [("alice", "active")]
     run(location, [{"name": "alice", "state": "released"}], today=LATER)
     with pytest.raises(AllocationError, match="release it before reclaiming"):

@@ -1,9 +1,15 @@
 """playbooks/reclaim.yml: a released block returns to the pool only when no file on any
-host is owned by one of its IDs."""
+host is owned by one of its IDs and no process maps one."""
 
 import json
 import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import TOP, run_playbook
@@ -89,3 +95,47 @@ def test_a_failed_search_stops_the_reclaim_and_says_why(tmp_path):
     assert "find: '%s': No such file or directory; find: '%s': No such file or directory" % (
         tmp_path / "no-such-folder", tmp_path / "nor-this") in proc.stdout
     assert (tmp_path / "subid-ledger.yml").read_bytes() == before
+
+
+PODMAN_ENV = {"CONTAINERS_CONF": str(TOP / "tests" / "podman" / "containers.conf")}
+
+
+@pytest.mark.needs_root
+def test_a_process_that_still_maps_a_released_block_stops_the_reclaim(tmp_path):
+    """The leaver's lines are gone, but a user namespace made before keeps dave's block:
+    whoever got those IDs next would share files with it."""
+    scan, varfile = setup_fleet(tmp_path)
+    name = "fr" + uuid.uuid4().hex[:8]
+    saved = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+    subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
+    sleeper = None
+    try:
+        for path in ("/etc/subuid", "/etc/subgid"):
+            with open(path, "a") as handle:
+                handle.write("%s:165536:65536\n" % name)  # dave's block, as the leaver had it
+        sleeper = subprocess.Popen(["runuser", "-u", name, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "unshare",
+                                    "sleep", "300"], cwd="/", env=dict(os.environ, **PODMAN_ENV))
+        for dummy in range(100):  # until the namespace is made
+            if subprocess.run(["pgrep", "-u", name, "-x", "sleep"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        for path, data in saved.items():  # the lines leave, as offboard.yml removes them
+            Path(path).write_bytes(data)
+        before = (tmp_path / "subid-ledger.yml").read_bytes()
+        proc = reclaim(varfile)
+        text = " ".join(proc.stdout.split())
+        assert proc.returncode != 0
+        assert "Not reclaiming: on localhost, process" in text, text
+        assert re.search(r"\(\S+ of %s\) maps? UIDs 165536-231071 of dave's block" % name, text), text
+        assert "GIDs 165536-231071 of dave's block" in text
+        assert (tmp_path / "subid-ledger.yml").read_bytes() == before
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        if sleeper:
+            sleeper.wait(timeout=30)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        for path, data in saved.items():
+            Path(path).write_bytes(data)
+    proc = reclaim(varfile)
+    assert proc.returncode == 0, proc.stdout
+    assert states(tmp_path) == {"alice": "active"}

@@ -6,6 +6,7 @@ import os
 from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
     config_digest,
     namespaced_owners,
+    user_namespaces,
     podman_state,
     proof_digest,
     storage_paths,
@@ -120,3 +121,20 @@ def test_config_digest_sees_the_users_podman_configuration_without_following_lin
     (system / "containers.conf.d").mkdir()
     (system / "containers.conf.d" / "10-x.conf").write_text("[engine]\n")
     assert config_digest(str(home), [str(system)]) != empty
+
+
+def test_user_namespaces_reads_each_namespaces_maps_once(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, ns, uid_map in (("1", "user:[1]", "0 0 4294967295\n"), ("40", "user:[2]", "0 2001 1\n1 165536 65536\n"),
+                             ("41", "user:[2]", "garbage: never read\n"), ("50", "user:[3]", "0 2002 1\n")):
+        (proc / pid / "ns").mkdir(parents=True)
+        os.symlink(ns, proc / pid / "ns" / "user")
+        (proc / pid / "uid_map").write_text(uid_map)
+        (proc / pid / "gid_map").write_text(uid_map)
+        (proc / pid / "comm").write_text("catatonit\n")
+    (proc / "60" / "ns").mkdir(parents=True)  # ended meanwhile: its maps are gone
+    os.symlink("user:[4]", proc / "60" / "ns" / "user")
+    found = user_namespaces(str(proc))
+    assert [(n["ns"], n["pids"], n["comm"], n["uid_map"]) for n in found] == [
+        ("user:[2]", [40, 41], "catatonit", [(0, 2001, 1), (1, 165536, 65536)]),
+        ("user:[3]", [50], "catatonit", [(0, 2002, 1)])]
