@@ -2,8 +2,10 @@
 onboarding twice changes nothing the second time; the audit's exit status gates CI."""
 
 import json
+import os
 import re
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -115,3 +117,53 @@ def test_the_audit_applies_the_pools_floor_not_the_modules_default(tmp_path, rea
     report = json.loads((report_dir / "subid-audit.json").read_text())
     assert [f["kind"] for f in report["findings"] if f["severity"] == "critical"] == [], proc.stdout
     assert proc.returncode == 0, proc.stdout
+
+
+SUBIDS_PLAY = """\
+- name: Give the owners their ranges
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: fleetid.subid.subids
+"""
+
+
+def test_offboarding_refuses_while_the_leavers_container_maps_the_range(tmp_path, real_files):
+    name = "fb" + uuid.uuid4().hex[:6]
+    subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
+    sleeper = None
+    try:
+        varfile = write_vars(tmp_path, subid_owners=[name], subids_migrate=False)
+        (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
+        run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile)
+        assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
+        sleeper = subprocess.Popen(["runuser", "-u", name, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "unshare",
+                                    "sleep", "300"], cwd="/", env=dict(os.environ, **PODMAN_ENV))
+        for dummy in range(100):  # until the namespace is made
+            if subprocess.run(["pgrep", "-u", name, "-x", "sleep"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        before = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid", str(tmp_path / "subid-ledger.yml"))}
+        playbook = TOP / "playbooks" / "offboard.yml"
+        refused = run_playbook(playbook, "-e", "@%s" % varfile, "-e", '{"subid_offboard": ["%s"]}' % name,
+                               "-c", "local", check=False)
+        text = " ".join(refused.stdout.split())
+        assert refused.returncode != 0
+        assert re.search(r"Not offboarding on localhost: process(es)? [0-9, ]+ \(\S+ of %s\) maps? UIDs "
+                         r"9000000-9065535 of %s's block" % (name, name), text), text
+        assert "run again with -e subid_offboard_stop_processes=true to have them killed; nothing was changed" in text
+        assert {p: Path(p).read_bytes() for p in before} == before
+        assert sleeper.poll() is None  # still running: nothing was stopped
+
+        stopped = run_playbook(playbook, "-e", "@%s" % varfile, "-e", '{"subid_offboard": ["%s"]}' % name,
+                               "-e", "subid_offboard_stop_processes=true", "-c", "local", check=False)
+        assert stopped.returncode == 0, stopped.stdout
+        assert sleeper.wait(timeout=30) != 0  # killed
+        assert "%s:" % name not in Path("/etc/subuid").read_text()
+        assert "state: quarantined" in (tmp_path / "subid-ledger.yml").read_text()
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        if sleeper:
+            sleeper.wait(timeout=30)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
