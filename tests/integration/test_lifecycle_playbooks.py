@@ -129,7 +129,7 @@ SUBIDS_PLAY = """\
 """
 
 
-def test_offboarding_refuses_while_the_leavers_container_maps_the_range(tmp_path, real_files):
+def test_offboarding_stops_the_leavers_processes_that_map_the_range_or_refuses(tmp_path, real_files):
     name = "fb" + uuid.uuid4().hex[:6]
     subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
     sleeper = None
@@ -147,18 +147,20 @@ def test_offboarding_refuses_while_the_leavers_container_maps_the_range(tmp_path
         before = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid", str(tmp_path / "subid-ledger.yml"))}
         playbook = TOP / "playbooks" / "offboard.yml"
         refused = run_playbook(playbook, "-e", "@%s" % varfile, "-e", '{"subid_offboard": ["%s"]}' % name,
-                               "-c", "local", check=False)
+                               "-e", "subid_offboard_stop_processes=false", "-c", "local", check=False)
         text = " ".join(refused.stdout.split())
         assert refused.returncode != 0
         assert re.search(r"Not offboarding on localhost: process(es)? [0-9, ]+ \(\S+ of %s\) maps? UIDs "
                          r"9000000-9065535 of %s's block" % (name, name), text), text
-        assert "run again with -e subid_offboard_stop_processes=true to have them killed; nothing was changed" in text
+        assert "run again without subid_offboard_stop_processes=false to have them killed; nothing was changed" in text
         assert {p: Path(p).read_bytes() for p in before} == before
         assert sleeper.poll() is None  # still running: nothing was stopped
 
         stopped = run_playbook(playbook, "-e", "@%s" % varfile, "-e", '{"subid_offboard": ["%s"]}' % name,
-                               "-e", "subid_offboard_stop_processes=true", "-c", "local", check=False)
+                               "-c", "local", check=False)
         assert stopped.returncode == 0, stopped.stdout
+        assert re.search(r"Stopping on localhost: process(es)? [0-9, ]+ \(\S+ of %s\) maps? UIDs" % name,
+                         " ".join(stopped.stdout.split())), stopped.stdout
         assert sleeper.wait(timeout=30) != 0  # killed
         assert "%s:" % name not in Path("/etc/subuid").read_text()
         assert "state: quarantined" in (tmp_path / "subid-ledger.yml").read_text()
