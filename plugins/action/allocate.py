@@ -26,9 +26,17 @@ ARGUMENT_SPEC = {
         }},
         "present_owners": {"type": "list", "elements": "str", "default": []},
         "current_ranges": {"type": "dict"},
+        "podman_state": {"type": "dict", "default": {}},
     }},
+    "move": {"type": "list", "elements": "str", "default": []},
     "report_unrequested": {"type": "bool", "default": True},
 }
+
+
+def _ranges_text(ranges):
+    if ranges is None:
+        return "lines in another form"
+    return ", ".join("%d+%d" % (start, count) for start, count in ranges) or "no range"
 
 
 def _block_dict(block):
@@ -57,6 +65,10 @@ class ActionModule(FleetidAction):
             for name, ranges in outcome.entries.items()
             for rng in ranges
         ]
+        # An owner with Podman state whose lines here differ keeps them: see storage_holds.
+        holds = host_rules.storage_holds(state.get("current_ranges"), entries, state.get("podman_state") or {},
+                                         set(args["move"]))
+        entries = [e for e in entries if e["name"] not in {h["owner"] for h in holds}]
         result.update(
             changed=outcome.changed,
             subuid=entries,
@@ -68,6 +80,7 @@ class ActionModule(FleetidAction):
             retired=[{"name": name} for name in host_rules.retired(requests)],
             quarantine_held=[{"owner": owner, "scope": scope, "blocks": [_block_dict(b) for b in held]}
                              for owner, scope, held in outcome.held],
+            storage_held=holds,
             refused=refused,
             unrequested=unrequested,
             floor=pool.floor,
@@ -85,7 +98,16 @@ class ActionModule(FleetidAction):
                     host, owner, "" if len(quarantined) == 1 else "s", ", ".join(str(b.range) for b in quarantined),
                     "is" if len(quarantined) == 1 else "are", ", ".join(sorted({str(b.released) for b in quarantined})),
                     owner, owner, "" if len(quarantined) == 1 else "s", owner))
-        if not entries and not result["retired"] and not outcome.released and not outcome.held:
+        for hold in holds:
+            result.setdefault("warnings", []).append(
+                "%s: %s keeps %s here, not the ledger's %s: %s has Podman state (%s), whose files are owned by IDs "
+                "of the current range and would show as nobody (65534) in every container after a move. Nothing "
+                "was written for %s. To move %s anyway, list %s in subid_move (then reset the storage: podman "
+                "system reset as %s); to keep this range everywhere, adopt it (site.yml with subid_adopt)" % (
+                    host, hold["owner"], _ranges_text(hold["current"]["subuid"]), _ranges_text(hold["ledger"]),
+                    hold["owner"], "; ".join(hold["evidence"]), hold["owner"], hold["owner"], hold["owner"],
+                    hold["owner"]))
+        if not entries and not result["retired"] and not outcome.released and not outcome.held and not holds:
             # Most often a typo (subid_owner for subid_owners) or group_vars the host is not in.
             result.setdefault("warnings", []).append(
                 "%s gets no subordinate ID ranges: no owner is requested for it%s (see subid_owners and "

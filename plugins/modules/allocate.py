@@ -149,6 +149,25 @@ options:
           - With it, RV(in_step) says whether the files already hold exactly this call's RV(subuid) and
             RV(subgid), so that writing them with M(fleetid.subid.subid) would change nothing.
         type: dict
+      podman_state:
+        description:
+          - Owner -> what marks its rootless Podman state on the host (container storage, processes in a user
+            namespace), for the owners with lines there.
+          - An owner here whose lines hold other ranges than the ledger gives it is held on this host unless
+            O(move) lists it. Its files in the storage are owned by IDs of its current range, and would show as
+            V(nobody) (65534) in every container after a move. It is left out of RV(subuid) and RV(subgid), so
+            nothing is written for it, named in a warning with the fix, and listed in RV(storage_held). The
+            ledger's block is allocated all the same.
+        type: dict
+        default: {}
+  move:
+    description:
+      - Owners to move to the ledger's ranges on this host even though they have Podman state there (see
+        O(host_state.podman_state)). Their storage must be reset (C(podman system reset) as the owner) or
+        its files given the new IDs.
+    type: list
+    elements: str
+    default: []
   report_unrequested:
     description:
       - Report the owners of O(host_state.present_owners) that are no longer requested. Turn it off for
@@ -332,6 +351,31 @@ floor:
   returned: success
   type: int
   sample: 1000
+storage_held:
+  description: Owners held on this host because of their Podman state, see O(host_state.podman_state).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    owner:
+      description: The owner.
+      type: str
+    current:
+      description: Its ranges on the host now, as C({subuid, subgid}) lists of C([start, count]) (V(null) for lines in another form).
+      type: dict
+    ledger:
+      description: The ledger's ranges, as C([start, count]) pairs.
+      type: list
+      elements: list
+    evidence:
+      description: What marks its Podman state.
+      type: list
+      elements: str
+  sample:
+    - owner: alice
+      current: {subuid: [[165536, 65536]], subgid: [[165536, 65536]]}
+      ledger: [[100000, 65536]]
+      evidence: ["storage /home/alice/.local/share/containers/storage"]
 in_step:
   description:
     - V(true) when O(host_state.current_ranges) shows that the host's subuid and subgid files hold exactly

@@ -147,6 +147,14 @@ host_state:
           which its next run repairs.
       type: dict
       sample: {subuid: {dana: [[1000000, 65536]], erik: null}, subgid: {dana: [[1000000, 65536]]}, interrupted_write: false}
+    podman_state:
+      description:
+        - The owners with lines here who have rootless Podman state (container storage, or processes in a user
+          namespace), each with what marks it, as M(fleetid.subid.rootless_migrate) sees it. Their files in the
+          storage are owned by IDs of their current ranges, so M(fleetid.subid.allocate) holds them rather than
+          move their ranges.
+      type: dict
+      sample: {dana: ["storage /home/dana/.local/share/containers/storage"]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -156,6 +164,7 @@ from ansible_collections.fleetid.subid.plugins.module_utils._getent import Geten
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import written_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
+from ansible_collections.fleetid.subid.plugins.module_utils.rootless import namespaced_owners, podman_state
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     DirectoryError,
     group_members,
@@ -212,8 +221,16 @@ def host_state(module, names, accounts, resolved_groups):
                for kind in ("subuid", "subgid")}
     current["interrupted_write"] = SubidTransaction(module.params["subuid_path"],
                                                     module.params["subgid_path"]).interrupted()
+    # Podman state of the owners with lines here: what a move of their ranges would strand.
+    with_lines = [name for name in names if name in accounts and name in current["subuid"]]
+    in_namespace = namespaced_owners() if with_lines else set()
+    state = {}
+    for name in with_lines:
+        evidence = podman_state(name, accounts[name]["uid"], accounts[name]["home"], in_namespace)
+        if evidence:
+            state[name] = evidence
     return {"resolved_ids": resolved_ids(accounts, resolved_groups), "present_owners": present,
-            "current_ranges": current}
+            "current_ranges": current, "podman_state": state}
 
 
 def main():

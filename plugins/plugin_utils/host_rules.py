@@ -61,3 +61,24 @@ def in_step(current, entries):
     return all(isinstance(current.get(kind), dict)
                and all(current[kind].get(name) == ranges for name, ranges in wanted.items())
                for kind in ("subuid", "subgid"))
+
+
+def storage_holds(current, entries, podman_state, move):
+    """The owners whose lines here hold other ranges than ``entries`` and who have Podman
+    state (``podman_state``: owner -> evidence), unless listed in ``move``: their storage's
+    files are owned by IDs of the current ranges, and a silent move would show them as
+    nobody (65534) inside every container. Returns [{owner, current, ledger, evidence}]."""
+    if not current or not podman_state:
+        return []
+    wanted = {}
+    for entry in entries:
+        wanted.setdefault(entry["name"], []).append([entry["start"], entry["count"]])
+    holds = []
+    for name, ranges in wanted.items():
+        if name in move or not podman_state.get(name):
+            continue
+        have = {kind: (current.get(kind) or {}).get(name, []) for kind in ("subuid", "subgid")}
+        if name not in (current.get("subuid") or {}) or all(have[kind] == ranges for kind in have):
+            continue  # no line here yet (nothing to strand), or already the ledger's
+        holds.append({"owner": name, "current": have, "ledger": ranges, "evidence": list(podman_state[name])})
+    return holds

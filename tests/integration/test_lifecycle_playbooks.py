@@ -169,3 +169,39 @@ def test_offboarding_stops_the_leavers_processes_that_map_the_range_or_refuses(t
         if sleeper:
             sleeper.wait(timeout=30)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_path, real_files):
+    """A host joins with a range useradd gave, and the user has container storage there:
+    the run keeps the range and says why, until subid_move says to move it."""
+    name = "fm" + uuid.uuid4().hex[:6]
+    subprocess.run(["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True)
+    try:
+        for path in ("/etc/subuid", "/etc/subgid"):
+            with open(path, "a") as handle:
+                handle.write("%s:7000000:65536\n" % name)  # as useradd gave it on this host
+        made = subprocess.run(["runuser", "-u", name, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "info"], cwd="/",
+                              env=dict(os.environ, **PODMAN_ENV), capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)  # storage only, no process left
+        varfile = write_vars(tmp_path, subid_owners=[name])
+        (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
+        files = [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")]
+        for flags in (("--check",), ()):
+            held = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, *flags)
+            text = " ".join((held.stdout + held.stderr).split())
+            assert ("localhost: %s keeps 7000000+65536 here, not the ledger's 9000000+65536: %s has Podman state "
+                    "(storage /home/%s/.local/share/containers/storage)" % (name, name, name)) in text, text
+            assert "To move %s anyway, list %s in subid_move" % (name, name) in text
+            assert [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")] == files
+        assert "owner: %s" % name in (tmp_path / "subid-ledger.yml").read_text()  # the ledger's block stands
+
+        moved = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, "-e", '{"subid_move": ["%s"]}' % name,
+                             env=PODMAN_ENV)
+        assert "keeps 7000000+65536" not in moved.stdout + moved.stderr
+        assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
+        assert "%s:7000000" % name not in Path("/etc/subuid").read_text()
+        assert "podman system migrate ran as: %s" % name in " ".join(moved.stdout.split()), moved.stdout
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)

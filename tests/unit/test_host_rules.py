@@ -4,7 +4,7 @@ allocated entries in both files, in each owner's order, with no write to repair.
 import pytest
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step as _in_step, retired
+from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step as _in_step, retired, storage_holds
 
 ENTRIES = [{"name": "alice", "start": 100000, "count": 65536}, {"name": "alice", "start": 300000, "count": 10},
            {"name": "bob", "start": 165536, "count": 65536}]
@@ -37,3 +37,19 @@ def test_owners_listed_only_as_released_or_reclaimed_are_retired_from_the_host()
     requests = parse_owners(["alice", {"name": "bob", "state": "released"}, {"name": "carol", "state": "reclaimed"},
                              {"name": "alice", "state": "released", "scope": "host"}], pool)
     assert retired(requests) == ["bob", "carol"]
+
+
+def test_an_owner_with_podman_state_whose_lines_differ_is_held_unless_moved():
+    entries = [{"name": "alice", "start": 100000, "count": 65536}, {"name": "bob", "start": 165536, "count": 65536},
+               {"name": "carol", "start": 231072, "count": 65536}, {"name": "dave", "start": 296608, "count": 65536}]
+    current = {"subuid": {"alice": [[165536, 65536]], "bob": [[165536, 65536]], "carol": [[900000, 65536]],
+                          "erin": None},
+               "subgid": {"alice": [[165536, 65536]], "bob": [[165536, 65536]], "carol": [[900000, 65536]]}}
+    state = {"alice": ["storage /home/alice/.local/share/containers/storage"],
+             "bob": ["storage /home/bob/.local/share/containers/storage"], "dave": ["processes in a user namespace"]}
+    holds = storage_holds(current, entries, state, set())
+    # alice: other ranges and storage; bob: already the ledger's; carol: no Podman state; dave: no line yet.
+    assert holds == [{"owner": "alice", "current": {"subuid": [[165536, 65536]], "subgid": [[165536, 65536]]},
+                      "ledger": [[100000, 65536]], "evidence": ["storage /home/alice/.local/share/containers/storage"]}]
+    assert storage_holds(current, entries, state, {"alice"}) == []
+    assert storage_holds(None, entries, state, set()) == []
