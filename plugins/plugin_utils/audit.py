@@ -104,6 +104,10 @@ def owners_info_problem(resolved):
         if not (isinstance(item, dict) and item.get("kind") in ("uid", "gid") and isinstance(item.get("id"), int)
                 and not isinstance(item.get("id"), bool) and isinstance(item.get("name"), str)):
             return "host_state.resolved_ids[%d] is not a {kind, id, name} of a UID or GID" % number
+    podman = state.get("podman_state") or {}
+    if not isinstance(podman, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(e, str) for e in v) for k, v in podman.items()):
+        return "host_state.podman_state is not a mapping of names to lists of text"
     return None
 
 
@@ -140,6 +144,7 @@ def audit(blocks, pool, hosts):
                                      file=f.get("file"), line=f.get("line")))
         wanted = expected_ranges(blocks, host)
         listed = set(hosts[host].get("owners") or [])
+        storage = ((hosts[host].get("resolved") or {}).get("host_state") or {}).get("podman_state") or {}
         paths = info.get("files") or {}
         for kind in ("subuid", "subgid"):
             path = paths.get(kind) or "/etc/" + kind
@@ -147,7 +152,14 @@ def audit(blocks, pool, hosts):
             lines = {e["owner"]: e.get("line") for e in info.get(kind, [])}
             for owner, ranges in sorted(have.items()):
                 where = "%s line %s" % (path, lines.get(owner))
-                if owner in wanted and ranges != wanted[owner]:
+                if owner in wanted and ranges != wanted[owner] and storage.get(owner):
+                    findings.append(_finding(
+                        host, "critical", "drift",
+                        "%s: %s has %s but the ledger says %s, and has Podman state here (%s), whose files a move "
+                        "would strand: site.yml holds it; move it with subid_move and reset its storage, or adopt "
+                        "the range" % (where, owner, _text(ranges), _text(wanted[owner]), "; ".join(storage[owner])),
+                        owner, path, lines.get(owner)))
+                elif owner in wanted and ranges != wanted[owner]:
                     findings.append(_finding(
                         host, "critical", "drift",
                         "%s: %s has %s but the ledger says %s; run site.yml to apply the ledger"

@@ -194,3 +194,17 @@ def test_a_malformed_owners_info_result_is_a_finding_and_the_inventory_owners_ar
     assert [f["message"] for f in report["findings"]] == [
         "the owners_info result from h1 cannot be read (owners is not a list): its owners and groups were not "
         "compared, only the owners in the inventory"]
+
+
+def test_drift_with_podman_state_behind_it_says_so_and_the_fix():
+    resolved = {"owners": ["alice"], "host_state": {
+        "podman_state": {"alice": ["storage /home/alice/.local/share/containers/storage"]}}}
+    report = audit(ledger_blocks(), POOL, {"h1": {"info": info([("alice", 200000000, 65536)]), "owners": ["alice"],
+                                                  "resolved": resolved}})
+    drift = [f["message"] for f in report["findings"] if f["kind"] == "drift"]
+    assert drift[0] == ("/etc/subuid line 1: alice has 200000000+65536 but the ledger says 100000+65536, and has "
+                        "Podman state here (storage /home/alice/.local/share/containers/storage), whose files a move "
+                        "would strand: site.yml holds it; move it with subid_move and reset its storage, or adopt "
+                        "the range")
+    assert owners_info_problem(dict(resolved, host_state={"podman_state": {"alice": "storage"}})) == (
+        "host_state.podman_state is not a mapping of names to lists of text")
