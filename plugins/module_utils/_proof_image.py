@@ -55,9 +55,9 @@ def find_tools(tool_dirs=TOOL_DIRS):
     return found
 
 
-def libraries(run_command, binary):
+def libraries(run_command, binary, ldd):
     """The shared objects ``binary`` loads, from ``ldd`` (none for a static binary)."""
-    rc, out, err = run_command(["ldd", binary])
+    rc, out, err = run_command([ldd, binary])
     text = out + err
     if rc != 0:
         if "not a dynamic executable" in text or "statically linked" in text:
@@ -94,12 +94,16 @@ def _entries(paths):
     return members
 
 
-def build(run_command, tool_dirs=TOOL_DIRS):
-    """(tarball bytes, sha256 hex) of the proof image's root file system."""
+def build(run_command, ldd, tool_dirs=TOOL_DIRS):
+    """(tarball bytes, sha256 hex) of the proof image's root file system; ``ldd``: its
+    path, or None when the host has none (then only static tools will do)."""
     tools = find_tools(tool_dirs)
     needed = set(tools.values())
     for path in tools.values():
-        needed.update(libraries(run_command, path))
+        if ldd is None:
+            raise ProofImageError("the host has no ldd to find the libraries of %s: set rootless_podman_test_image "
+                                  "(an image and its archive) or rootless_podman_proof: maps" % path)
+        needed.update(libraries(run_command, path, ldd))
     if os.path.isfile("/etc/ld.so.cache"):
         needed.add("/etc/ld.so.cache")
     members = _entries(sorted(needed))

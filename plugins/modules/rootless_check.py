@@ -589,7 +589,7 @@ def main():
             else:
                 if built is None:
                     try:
-                        built = _proof_image.build(module.run_command)
+                        built = _proof_image.build(module.run_command, module.get_bin_path("ldd"))
                     except (_proof_image.ProofImageError, OSError) as exc:
                         module.fail_json(msg="cannot build the proof image from the host's tools: %s" % exc)
                 plan.update(image="%s:%s" % (_proof_image.IMAGE_NAME, built[1][:12]), built=built[0], id=built[1])
