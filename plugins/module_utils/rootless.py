@@ -150,12 +150,22 @@ def storage_paths(name, uid, home, system_confs=SYSTEM_STORAGE_CONFS):
     return paths
 
 
+def _initial_namespace(proc):
+    """The user namespace the others are told from: PID 1's, or where a sandbox hides
+    PID 1's links, our own (root's, in the host's namespace)."""
+    for pid in ("1", "self"):
+        try:
+            return os.readlink(os.path.join(proc, pid, "ns", "user"))
+        except OSError:
+            continue
+    return None
+
+
 def namespaced_owners(proc="/proc"):
     """UIDs that own a process in another user namespace than PID 1's (a pause process
     or a container), from one pass over /proc."""
-    try:
-        init_ns = os.readlink(os.path.join(proc, "1", "ns", "user"))
-    except OSError:
+    init_ns = _initial_namespace(proc)
+    if init_ns is None:
         return set()
     owners = set()
     for entry in os.listdir(proc):
@@ -176,9 +186,8 @@ def user_namespaces(proc="/proc"):
     /proc: [{"ns", "pids", "uid", "comm", "uid_map", "gid_map"}], the maps as
     (inside, outside, count) rows read from its first process. A process that ends
     meanwhile is skipped."""
-    try:
-        init_ns = os.readlink(os.path.join(proc, "1", "ns", "user"))
-    except OSError:
+    init_ns = _initial_namespace(proc)
+    if init_ns is None:
         return []
     found = collections.OrderedDict()
     for entry in sorted((e for e in os.listdir(proc) if e.isdigit()), key=int):

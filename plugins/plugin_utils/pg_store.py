@@ -426,6 +426,11 @@ class _Transaction:
         by = "%s@%s" % (getpass.getuser(), socket.gethostname())
         try:
             with conn.cursor() as cur:
+                # Reclaimed rows go first: a block added in the same call may reuse their IDs.
+                for b in change.removed:
+                    cur.execute("DELETE FROM fleetid_subid.blocks WHERE ids = int8range(%s, %s) AND owner = %s "
+                                "AND scope = %s AND state = 'quarantined'", (b.start, b.end, b.owner, b.scope))
+                    self._one(cur, "delete", b)
                 if change.added:
                     with cur.copy("COPY fleetid_subid.blocks (owner, scope, ids, state, allocated, released, "
                                   "allocated_by) FROM STDIN") as copy:
@@ -437,10 +442,6 @@ class _Transaction:
                                 "WHERE ids = int8range(%s, %s) AND owner = %s AND scope = %s",
                                 (b.state, b.released, b.start, b.end, b.owner, b.scope))
                     self._one(cur, "update", b)
-                for b in change.removed:
-                    cur.execute("DELETE FROM fleetid_subid.blocks WHERE ids = int8range(%s, %s) AND owner = %s "
-                                "AND scope = %s AND state = 'quarantined'", (b.start, b.end, b.owner, b.scope))
-                    self._one(cur, "delete", b)
                 cur.execute("UPDATE fleetid_subid.meta SET generation = generation + 1")
         except psycopg.errors.IntegrityError as exc:
             # The planner never proposes an overlap: a refusal here is a bug, surfaced.

@@ -405,3 +405,11 @@ def test_a_database_of_an_older_schema_is_read_as_it_is_and_migrated_by_the_next
     run(pg_ledger, ["bob"])
     assert postgres.sql(database, "SELECT schema_version FROM fleetid_subid.meta") == ["2"]
     assert [b[0] for b in state(pg_ledger)] == ["alice", "bob"]
+
+
+def test_a_block_reclaimed_and_given_again_in_one_call(location):
+    """The reclaimed rows go before the new ones: the database's overlap guard sees no clash."""
+    run(location, ["alice"])
+    run(location, [{"name": "alice", "state": "released"}], today=LATER)
+    both = run(location, [{"name": "alice", "state": "reclaimed"}, "bob"])
+    assert [b.owner for b in both.reclaimed] == ["alice"] and entries(both)["bob"] == [(100000, 65536)]

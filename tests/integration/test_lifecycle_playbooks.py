@@ -184,6 +184,10 @@ def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_p
                               env=dict(os.environ, **PODMAN_ENV), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)  # storage only, no process left
+        for dummy in range(100):
+            if subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.1)
         varfile = write_vars(tmp_path, subid_owners=[name])
         (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
         files = [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")]
@@ -191,10 +195,11 @@ def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_p
             held = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, *flags)
             text = " ".join((held.stdout + held.stderr).split())
             assert ("localhost: %s keeps 7000000+65536 here, not the ledger's 9000000+65536: %s has Podman state "
-                    "(storage /home/%s/.local/share/containers/storage)" % (name, name, name)) in text, text
+                    "(storage /home/%s/.local/share/containers/storage), whose files" % (name, name, name)) in text, text
             assert "To move %s anyway, list %s in subid_move" % (name, name) in text
             assert [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")] == files
-        assert "owner: %s" % name in (tmp_path / "subid-ledger.yml").read_text()  # the ledger's block stands
+        assert '{owner: "%s", scope: "fleet", start: 9000000, count: 65536, state: active' % name \
+            in (tmp_path / "subid-ledger.yml").read_text()  # the ledger's block stands
 
         moved = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, "-e", '{"subid_move": ["%s"]}' % name,
                              env=PODMAN_ENV)

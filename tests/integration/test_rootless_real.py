@@ -467,26 +467,17 @@ def test_the_role_in_check_mode_on_a_new_host_names_who_a_real_run_proves_and_ho
     assert "owned a file at the ID shown: %s (ID 65536), %s (ID 65536)." % (first, second) in " ".join(real.stdout.split())
 
 
-IMAGES_PLAY = """\
-- name: Prove rootless Podman with an image per group
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: fleetid.subid.rootless_podman
-      vars:
-        rootless_podman_install: false
-        rootless_podman_users: {users}
-        rootless_podman_expected: {{subuid: {entries}, subgid: {entries}}}
+# The role's play with an image for the members of a group instead of one for everyone.
+IMAGES_PLAY = ROLE_PLAY.replace("""\
+        rootless_podman_test_image: localhost/fleetid-highuid:latest
+        rootless_podman_test_image_archive: {archive}
+""", """\
         rootless_podman_test_images:
           - image: localhost/fleetid-highuid:latest
             archive: {archive}
             groups: [{group}]
             check_id: 4000000
-        rootless_podman_remote_tmp: {remote_tmp}
-        rootless_podman_run_options: {run_options}
-        rootless_podman_proof_dir: {proof_dir}
-"""
+""")
 
 
 def test_the_role_copies_each_images_archive_and_proves_a_group_with_its_own_image(

@@ -138,3 +138,12 @@ def test_user_namespaces_reads_each_namespaces_maps_once(tmp_path):
     assert [(n["ns"], n["pids"], n["comm"], n["uid_map"]) for n in found] == [
         ("user:[2]", [40, 41], "catatonit", [(0, 2001, 1), (1, 165536, 65536)]),
         ("user:[3]", [50], "catatonit", [(0, 2002, 1)])]
+
+
+def test_where_pid_1_is_hidden_our_own_namespace_is_the_reference(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, ns in (("1", None), ("self", "user:[1]"), ("20", "user:[1]"), ("30", "user:[2]")):
+        (proc / pid / "ns").mkdir(parents=True)
+        if ns:
+            os.symlink(ns, proc / pid / "ns" / "user")
+    assert namespaced_owners(str(proc)) == {os.getuid()}
