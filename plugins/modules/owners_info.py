@@ -222,7 +222,8 @@ def host_state(module, names, accounts, resolved_groups):
     current["interrupted_write"] = SubidTransaction(module.params["subuid_path"],
                                                     module.params["subgid_path"]).interrupted()
     # Podman state of the owners with lines here: what a move of their ranges would strand.
-    with_lines = [name for name in names if name in accounts and name in current["subuid"]]
+    # (A file shadow does not read line by line is None as a whole: no owner's lines are known.)
+    with_lines = [name for name in names if name in accounts and name in (current["subuid"] or {})]
     in_namespace = namespaced_owners() if with_lines else set()
     state = {}
     for name in with_lines:
