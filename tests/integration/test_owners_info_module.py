@@ -78,3 +78,14 @@ def test_current_ranges_are_what_the_subid_module_would_leave_as_they_are(run_mo
     res = run_module("fleetid.subid.owners_info", args)
     assert res["host_state"]["current_ranges"]["interrupted_write"] is True
     assert res["host_state"]["current_ranges"]["subgid"] == {}
+
+
+def test_a_subuid_file_shadow_cannot_read_line_by_line_is_none_and_no_failure(run_module, tmp_path):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_bytes(b"daemon:100000:65536\0\nfleetid-svc:165536:65536\n")  # a NUL byte joins the lines
+    subgid.write_text("daemon:100000:65536\n")
+    res = run_module("fleetid.subid.owners_info", {"owners": ["daemon", "fleetid-svc"], "subuid_path": str(subuid),
+                                                   "subgid_path": str(subgid)})
+    assert not res.get("failed"), res
+    assert res["host_state"]["current_ranges"]["subuid"] is None
+    assert res["host_state"]["podman_state"] == {}
