@@ -164,3 +164,15 @@ def wait_until_open(pid, path, seconds=10.0):
                 continue
         time.sleep(0.01)
     raise AssertionError("process %d did not open %s within %gs" % (pid, target, seconds))
+
+
+def sleep_in_user_namespace(user, env):
+    """A process of ``user`` in a rootless Podman user namespace (``podman unshare sleep``),
+    returned once the namespace is made: what a leaver's running container leaves behind."""
+    sleeper = subprocess.Popen(["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "unshare",
+                                "sleep", "300"], cwd="/", env=dict(os.environ, **env))
+    for dummy in range(100):
+        if subprocess.run(["pgrep", "-u", user, "-x", "sleep"], capture_output=True, check=False).returncode == 0:
+            break
+        time.sleep(0.1)
+    return sleeper

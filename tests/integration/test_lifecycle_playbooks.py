@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOP, run_playbook, run_recorded
+from conftest import TOP, run_playbook, run_recorded, sleep_in_user_namespace
 
 pytestmark = pytest.mark.needs_root
 
@@ -138,12 +138,7 @@ def test_offboarding_stops_the_leavers_processes_that_map_the_range_or_refuses(t
         (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
         run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile)
         assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text()
-        sleeper = subprocess.Popen(["runuser", "-u", name, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "unshare",
-                                    "sleep", "300"], cwd="/", env=dict(os.environ, **PODMAN_ENV))
-        for dummy in range(100):  # until the namespace is made
-            if subprocess.run(["pgrep", "-u", name, "-x", "sleep"], capture_output=True, check=False).returncode == 0:
-                break
-            time.sleep(0.1)
+        sleeper = sleep_in_user_namespace(name, PODMAN_ENV)
         before = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid", str(tmp_path / "subid-ledger.yml"))}
         playbook = TOP / "playbooks" / "offboard.yml"
         refused = run_playbook(playbook, "-e", "@%s" % varfile, "-e", '{"subid_offboard": ["%s"]}' % name,

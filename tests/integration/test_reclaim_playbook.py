@@ -5,14 +5,13 @@ import json
 import os
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import TOP, run_playbook
+from conftest import TOP, run_playbook, sleep_in_user_namespace
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 
@@ -113,12 +112,7 @@ def test_a_process_that_still_maps_a_released_block_stops_the_reclaim(tmp_path):
         for path in ("/etc/subuid", "/etc/subgid"):
             with open(path, "a") as handle:
                 handle.write("%s:165536:65536\n" % name)  # dave's block, as the leaver had it
-        sleeper = subprocess.Popen(["runuser", "-u", name, "--", "env", "-u", "XDG_RUNTIME_DIR", "podman", "unshare",
-                                    "sleep", "300"], cwd="/", env=dict(os.environ, **PODMAN_ENV))
-        for dummy in range(100):  # until the namespace is made
-            if subprocess.run(["pgrep", "-u", name, "-x", "sleep"], capture_output=True, check=False).returncode == 0:
-                break
-            time.sleep(0.1)
+        sleeper = sleep_in_user_namespace(name, PODMAN_ENV)
         for path, data in saved.items():  # the lines leave, as offboard.yml removes them
             Path(path).write_bytes(data)
         before = (tmp_path / "subid-ledger.yml").read_bytes()
