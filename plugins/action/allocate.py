@@ -27,6 +27,7 @@ ARGUMENT_SPEC = {
         "present_owners": {"type": "list", "elements": "str", "default": []},
         "current_ranges": {"type": "dict"},
         "podman_state": {"type": "dict", "default": {}},
+        "pending_shifts": {"type": "dict", "default": {}},
     }},
     "move": {"type": "list", "elements": "str", "default": []},
     "report_unrequested": {"type": "bool", "default": True},
@@ -65,9 +66,9 @@ class ActionModule(FleetidAction):
             for name, ranges in outcome.entries.items()
             for rng in ranges
         ]
-        # An owner with Podman state whose lines here differ keeps them: see storage_holds.
-        holds = host_rules.storage_holds(state.get("current_ranges"), entries, state.get("podman_state") or {},
-                                         set(args["move"]))
+        # An owner with Podman state whose lines here differ keeps them, or moves with its storage.
+        holds, shifts = host_rules.storage_moves(state.get("current_ranges"), entries, state.get("podman_state"),
+                                                 set(args["move"]), state.get("pending_shifts"))
         entries = [e for e in entries if e["name"] not in {h["owner"] for h in holds}]
         result.update(
             changed=outcome.changed,
@@ -81,6 +82,7 @@ class ActionModule(FleetidAction):
             quarantine_held=[{"owner": owner, "scope": scope, "blocks": [_block_dict(b) for b in held]}
                              for owner, scope, held in outcome.held],
             storage_held=holds,
+            shifts=shifts,
             refused=refused,
             unrequested=unrequested,
             floor=pool.floor,
@@ -102,11 +104,11 @@ class ActionModule(FleetidAction):
             result.setdefault("warnings", []).append(
                 "%s: %s keeps %s here, not the ledger's %s: %s has Podman state (%s), whose files are owned by IDs "
                 "of the current range and would show as nobody (65534) in every container after a move. Nothing "
-                "was written for %s. To move %s anyway, list %s in subid_move (then reset the storage: podman "
-                "system reset as %s); to keep this range everywhere, adopt it (site.yml with subid_adopt)" % (
+                "was written for %s. To move %s with its storage, list %s in subid_move (its containers stopped: "
+                "the move gives each file the matching ID of the new range); to keep this range everywhere, adopt "
+                "it (site.yml with subid_adopt)" % (
                     host, hold["owner"], _ranges_text(hold["current"]["subuid"]), _ranges_text(hold["ledger"]),
-                    hold["owner"], "; ".join(hold["evidence"]), hold["owner"], hold["owner"], hold["owner"],
-                    hold["owner"]))
+                    hold["owner"], "; ".join(hold["evidence"]), hold["owner"], hold["owner"], hold["owner"]))
         if not entries and not result["retired"] and not outcome.released and not outcome.held and not holds:
             # Most often a typo (subid_owner for subid_owners) or group_vars the host is not in.
             result.setdefault("warnings", []).append(

@@ -160,11 +160,17 @@ options:
             ledger's block is allocated all the same.
         type: dict
         default: {}
+      pending_shifts:
+        description:
+          - Owner -> a storage shift begun and not closed on the host (RV(fleetid.subid.owners_info#module:host_state.pending_shifts)).
+            Such an owner is in RV(shifts) whatever O(move) says, so the next run finishes the shift.
+        type: dict
+        default: {}
   move:
     description:
       - Owners to move to the ledger's ranges on this host even though they have Podman state there (see
-        O(host_state.podman_state)). Their storage must be reset (C(podman system reset) as the owner) or
-        its files given the new IDs.
+        O(host_state.podman_state)). They are listed in RV(shifts), for M(fleetid.subid.storage_shift) to give
+        the files of their storage the matching IDs of the new ranges before the lines are written.
     type: list
     elements: str
     default: []
@@ -351,6 +357,14 @@ floor:
   returned: success
   type: int
   sample: 1000
+shifts:
+  description:
+    - Owners moving to the ledger's ranges with their storage (O(move), or a shift to finish), in the form
+      O(fleetid.subid.storage_shift#module:shifts) takes. Run that module before writing RV(subuid) and RV(subgid).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{owner: alice, subuid: [[1000000, 65536]], subgid: [[1000000, 65536]]}]
 storage_held:
   description: Owners held on this host because of their Podman state, see O(host_state.podman_state).
   returned: success

@@ -155,12 +155,27 @@ host_state:
           move their ranges.
       type: dict
       sample: {dana: ["storage /home/dana/.local/share/containers/storage"]}
+    pending_shifts:
+      description:
+        - Storage shifts of M(fleetid.subid.storage_shift) begun and not yet closed on this host (a run stopped
+          between the shift and the write of the new lines), owner -> the ranges it shifts from and to.
+          M(fleetid.subid.allocate) finishes such a shift when the ledger still holds its target, and holds the
+          owner otherwise.
+      type: dict
+      sample:
+        dana:
+          owner: dana
+          uid: 1001
+          begun: "2026-12-07T21:40:00Z"
+          subuid: {from: [[165536, 65536]], to: [[1000000, 65536]]}
+          subgid: {from: [[165536, 65536]], to: [[1000000, 65536]]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetid.subid.plugins.module_utils._accounts import aliases_of
 from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, getent
+from ansible_collections.fleetid.subid.plugins.module_utils._storage_shift import ShiftError, pending_shifts
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import written_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
@@ -230,8 +245,12 @@ def host_state(module, names, accounts, resolved_groups):
         evidence = podman_state(name, accounts[name]["uid"], accounts[name]["home"], in_namespace)
         if evidence:
             state[name] = evidence
+    try:
+        pending = pending_shifts()
+    except ShiftError as exc:
+        module.fail_json(msg=str(exc))
     return {"resolved_ids": resolved_ids(accounts, resolved_groups), "present_owners": present,
-            "current_ranges": current, "podman_state": state}
+            "current_ranges": current, "podman_state": state, "pending_shifts": pending}
 
 
 def main():

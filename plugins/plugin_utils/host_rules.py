@@ -63,22 +63,29 @@ def in_step(current, entries):
                for kind in ("subuid", "subgid"))
 
 
-def storage_holds(current, entries, podman_state, move):
-    """The owners whose lines here hold other ranges than ``entries`` and who have Podman
-    state (``podman_state``: owner -> evidence), unless listed in ``move``: their storage's
-    files are owned by IDs of the current ranges, and a silent move would show them as
-    nobody (65534) inside every container. Returns [{owner, current, ledger, evidence}]."""
-    if not current or not podman_state:
-        return []
+def storage_moves(current, entries, podman_state, move, pending):
+    """Who of the owners whose lines here hold other ranges than ``entries`` has Podman state
+    (``podman_state``: owner -> evidence): their storage's files are owned by IDs of the
+    current ranges, and a move without them would show them as nobody (65534) in every
+    container. Those listed in ``move`` have their storage shifted with the move; the others
+    keep their lines. An owner with a shift begun and not closed here (``pending``) has it
+    finished. Returns (holds [{owner, current, ledger, evidence}], shifts [{owner, subuid,
+    subgid}] for fleetid.subid.storage_shift)."""
     wanted = {}
     for entry in entries:
         wanted.setdefault(entry["name"], []).append([entry["start"], entry["count"]])
-    holds = []
+    holds, shifts = [], []
+    current = current or {}
     for name, ranges in wanted.items():
-        if name in move or not podman_state.get(name):
-            continue
         have = {kind: (current.get(kind) or {}).get(name, []) for kind in ("subuid", "subgid")}
-        if name not in (current.get("subuid") or {}) or all(have[kind] == ranges for kind in have):
-            continue  # no line here yet (nothing to strand), or already the ledger's
-        holds.append({"owner": name, "current": have, "ledger": ranges, "evidence": list(podman_state[name])})
-    return holds
+        if name in (pending or {}):
+            shifts.append({"owner": name, "subuid": ranges, "subgid": ranges})
+            continue
+        if not (podman_state or {}).get(name) or name not in (current.get("subuid") or {}) \
+                or all(have[kind] == ranges for kind in have):
+            continue  # nothing to strand: no storage, no line here yet, or already the ledger's
+        if name in move:
+            shifts.append({"owner": name, "subuid": ranges, "subgid": ranges})
+        else:
+            holds.append({"owner": name, "current": have, "ledger": ranges, "evidence": list(podman_state[name])})
+    return holds, shifts

@@ -191,7 +191,7 @@ def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_p
             text = " ".join((held.stdout + held.stderr).split())
             assert ("localhost: %s keeps 7000000+65536 here, not the ledger's 9000000+65536: %s has Podman state "
                     "(storage /home/%s/.local/share/containers/storage), whose files" % (name, name, name)) in text, text
-            assert "To move %s anyway, list %s in subid_move" % (name, name) in text
+            assert "To move %s with its storage, list %s in subid_move" % (name, name) in text
             assert [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")] == files
         assert '{owner: "%s", scope: "fleet", start: 9000000, count: 65536, state: active' % name \
             in (tmp_path / "subid-ledger.yml").read_text()  # the ledger's block stands

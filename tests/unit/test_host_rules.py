@@ -4,7 +4,7 @@ allocated entries in both files, in each owner's order, with no write to repair.
 import pytest
 
 from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
-from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step as _in_step, retired, storage_holds
+from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import in_step as _in_step, retired, storage_moves
 
 ENTRIES = [{"name": "alice", "start": 100000, "count": 65536}, {"name": "alice", "start": 300000, "count": 10},
            {"name": "bob", "start": 165536, "count": 65536}]
@@ -47,9 +47,21 @@ def test_an_owner_with_podman_state_whose_lines_differ_is_held_unless_moved():
                "subgid": {"alice": [[165536, 65536]], "bob": [[165536, 65536]], "carol": [[900000, 65536]]}}
     state = {"alice": ["storage /home/alice/.local/share/containers/storage"],
              "bob": ["storage /home/bob/.local/share/containers/storage"], "dave": ["processes in a user namespace"]}
-    holds = storage_holds(current, entries, state, set())
+    holds, shifts = storage_moves(current, entries, state, set(), {})
     # alice: other ranges and storage; bob: already the ledger's; carol: no Podman state; dave: no line yet.
     assert holds == [{"owner": "alice", "current": {"subuid": [[165536, 65536]], "subgid": [[165536, 65536]]},
                       "ledger": [[100000, 65536]], "evidence": ["storage /home/alice/.local/share/containers/storage"]}]
-    assert storage_holds(current, entries, state, {"alice"}) == []
-    assert storage_holds(None, entries, state, set()) == []
+    assert shifts == []
+    # Listed in move, alice moves with her storage.
+    assert storage_moves(current, entries, state, {"alice"}, {}) == (
+        [], [{"owner": "alice", "subuid": [[100000, 65536]], "subgid": [[100000, 65536]]}])
+    assert storage_moves(None, entries, state, set(), {}) == ([], [])
+
+
+def test_a_shift_begun_and_not_closed_is_finished_whatever_move_says():
+    entries = [{"name": "alice", "start": 100000, "count": 65536}]
+    # The lines still hold the old range (stopped before the write) or already the new one.
+    for lines in ([[165536, 65536]], [[100000, 65536]]):
+        current = {"subuid": {"alice": lines}, "subgid": {"alice": lines}}
+        assert storage_moves(current, entries, {}, set(), {"alice": {"owner": "alice"}}) == (
+            [], [{"owner": "alice", "subuid": [[100000, 65536]], "subgid": [[100000, 65536]]}])
