@@ -28,7 +28,11 @@ ARGUMENT_SPEC = {
         "current_ranges": {"type": "dict"},
         "podman_state": {"type": "dict", "default": {}},
         "pending_shifts": {"type": "dict", "default": {}},
+        "unresolved": {"type": "list", "elements": "str", "default": []},
+        "unsafe_lines": {"type": "list", "elements": "dict", "default": []},
     }},
+    "play_unresolved": {"type": "list", "elements": "list", "default": []},
+    "unknown_owners": {"type": "str", "choices": ["warn", "refuse"], "default": "warn"},
     "move": {"type": "list", "elements": "str", "default": []},
     "report_unrequested": {"type": "bool", "default": True},
 }
@@ -52,8 +56,13 @@ class ActionModule(FleetidAction):
         pool = parse_pool(args["pool"])
         held = set(args["hold"])
         refused = []  # one odd name (a directory's "John Smith") is refused alone, not the host
-        requests = [r for r in parse_owners(args["owners"], pool, refused) if r.name not in held]
         state = args["host_state"] or {}
+        unknown, nowhere = host_rules.unresolved_owners(
+            [o for o in args["owners"] if isinstance(o, dict)], state.get("unresolved") or [],
+            args["play_unresolved"], args["unknown_owners"] == "refuse")
+        refused += nowhere
+        requests = [r for r in parse_owners(args["owners"], pool, refused)
+                    if r.name not in held and r.name not in {o["name"] for o in nowhere}]
         host_rules.refuse_pool_over_ids(pool, state.get("resolved_ids") or [], host)
         with open_ledger(args["ledger"], args["lock_timeout"], self._task.check_mode) as store:
             result["ledger"] = store.location
@@ -88,6 +97,8 @@ class ActionModule(FleetidAction):
             floor=pool.floor,
             in_step=host_rules.in_step(state.get("current_ranges"), entries),
         )
+        for text in unknown:
+            result.setdefault("warnings", []).append("%s: %s" % (host, text))
         for owner in refused:
             result.setdefault("warnings", []).append(
                 "%s: owner %r is refused, nothing was allocated or written for it: %s; the host's other owners "

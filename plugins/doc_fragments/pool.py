@@ -54,6 +54,15 @@ options:
           - Default count for an owner that gives no C(count), and the alignment of every new block.
         type: int
         default: 65536
+      min_count:
+        description:
+          - The fewest IDs an owner may be given. O(pool.block_size) and every present owner's C(count) must be at
+            least this, or the run fails and names the owner.
+          - With 65536, a container maps 0-65535, the 16-bit ID space images are built for (C(nobody) is 65534).
+            Podman needs no more for a typical image. Lower it only for owners that really need fewer IDs. Their
+            containers then cannot hold a file owned by an ID beyond the count.
+        type: int
+        default: 65536
       floor:
         description:
           - Lowest ID that may ever be allocated. It must be at least 1, because ID 0 is root.

@@ -120,6 +120,38 @@ RESOLVES_OWNERS = (4, 20)
 KUBELET = "kubelet"
 
 
+def range_dangers(subid_file, entry, floor):
+    """What makes a line dangerous whoever owns it, as (kind, message): a range over root
+    or below the floor. (Past 2^32-1 depends on shadow's release: see findings.)"""
+    rng = entry.range
+    if rng is None:
+        return []
+    if rng.start == 0:
+        return [("maps_root", "%s contains ID 0: its owner can become the host's root" % subid_file.where(entry))]
+    if rng.start < floor:
+        return [("below_floor", "%s reaches below %d, into system accounts" % (subid_file.where(entry), floor))]
+    return []
+
+
+def unsafe_lines(files, floor, managed):
+    """The lines of owners not in ``managed`` (owner fields) that map root, reach below the
+    floor or past ID 2^32-1: [{file, line, name (the owner field), kind, message}]."""
+    found = []
+    for subid_file in files:
+        if subid_file.unreadable is not None:
+            continue
+        for entry in subid_file.entries:
+            if entry.owner in managed or entry.ignored:
+                continue
+            dangers = range_dangers(subid_file, entry, floor)
+            if entry.beyond_id_space:
+                dangers.append(("beyond_id_space", "%s reaches past ID 2^32-1: older shadow releases let its "
+                                "owner map every ID from its start" % subid_file.where(entry)))
+            found += [{"file": subid_file.path, "line": entry.line, "name": entry.owner, "kind": kind,
+                       "message": message} for kind, message in dangers]
+    return found
+
+
 def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_release=None):
     """Problems in parsed subuid/subgid files, as {severity, kind, file, line, message}.
 
@@ -172,12 +204,8 @@ def findings(files, uid_of, host_uids, host_gids, floor=DEFAULT_FLOOR, shadow_re
                     "%s reaches past ID 2^32-1" % where)
             if rng is None:
                 continue
-            if rng.start == 0:
-                add("critical", "maps_root", subid_file.path, entry.line,
-                    "%s contains ID 0: its owner can become the host's root" % where)
-            elif rng.start < floor:
-                add("critical", "below_floor", subid_file.path, entry.line,
-                    "%s reaches below %d, into system accounts" % (where, floor))
+            for danger, message in range_dangers(subid_file, entry, floor):
+                add("critical", danger, subid_file.path, entry.line, message)
             if entry.owner not in accounts:
                 accounts[entry.owner] = uid_of(entry.owner)
             account = accounts[entry.owner]

@@ -21,6 +21,9 @@ from ansible_collections.fleetid.subid.plugins.module_utils._errors import Fleet
 ID_LIMIT = 4294967295
 DEFAULT_FLOOR = 1000
 DEFAULT_BLOCK_SIZE = 65536
+# The fewest IDs an owner gets by default: a container then maps 0-65535, the 16-bit ID
+# space images are built for (nobody is 65534). A pool may lower it on purpose.
+DEFAULT_MIN_COUNT = 65536
 
 # Names safe in /etc/subuid and in the ledger: no ':' or newline can ever be injected.
 # Same shape as shadow's default NAME_REGEX plus numeric UIDs and a trailing '$'.

@@ -93,6 +93,12 @@ options:
         type: str
         choices: [present, reactivated, released, reclaimed]
         default: present
+      may_be_absent:
+        description:
+          - V(true) for a directory account that may have no account on some or all hosts of a play. Such an owner
+            gets no warning about it, and O(unknown_owners=refuse) does not refuse it.
+        type: bool
+        default: false
   hold:
     description:
       - Owners to leave alone in this call. They are not allocated, released or returned. An
@@ -160,12 +166,43 @@ options:
             ledger's block is allocated all the same.
         type: dict
         default: {}
+      unresolved:
+        description:
+          - The owners without an account on the host (RV(fleetid.subid.owners_info#module:host_state.unresolved)).
+            Each gets a warning, one that says "a typo?" when it resolves on no host of O(play_unresolved). The
+            service owners C(containers) and C(dockremap), read by name, and owners marked C(may_be_absent) get none.
+        type: list
+        elements: str
+        default: []
+      unsafe_lines:
+        description:
+          - Lines of other owners that map root, IDs below the floor or past 2^32-1
+            (RV(fleetid.subid.owners_info#module:host_state.unsafe_lines)). Not used here; the M(fleetid.subid.subids)
+            role acts on them before it allocates.
+        type: list
+        elements: dict
+        default: []
       pending_shifts:
         description:
           - Owner -> a storage shift begun and not closed on the host (RV(fleetid.subid.owners_info#module:host_state.pending_shifts)).
             Such an owner is in RV(shifts) whatever O(move) says, so the next run finishes the shift.
         type: dict
         default: {}
+  play_unresolved:
+    description:
+      - For each host of the play, its RV(fleetid.subid.owners_info#module:host_state.unresolved). An owner in every
+        one of them resolves nowhere in the play.
+    type: list
+    elements: list
+    default: []
+  unknown_owners:
+    description:
+      - What to do with an owner that resolves on no host of O(play_unresolved) and is not marked C(may_be_absent).
+      - V(warn) allocates its block and writes its lines, with a warning on each host.
+      - V(refuse) refuses it, as an owner in RV(refused), with nothing allocated or written for it.
+    type: str
+    choices: [warn, refuse]
+    default: warn
   move:
     description:
       - Owners to move to the ledger's ranges on this host even though they have Podman state there (see

@@ -51,6 +51,10 @@ options:
     type: list
     elements: raw
     default: []
+  floor:
+    description: The pool's floor. Lines of other owners that reach below it are reported in RV(host_state.unsafe_lines).
+    type: int
+    default: 1000
 extends_documentation_fragment:
   - fleetid.subid.subid_paths
   - fleetid.subid.attributes.host_info
@@ -155,6 +159,18 @@ host_state:
           move their ranges.
       type: dict
       sample: {dana: ["storage /home/dana/.local/share/containers/storage"]}
+    unresolved:
+      description: The same as RV(unresolved), for M(fleetid.subid.allocate)'s warnings about owners without an account.
+      type: list
+      elements: str
+    unsafe_lines:
+      description:
+        - The lines of owners not in RV(owners) that let their owner become the host's root (a range with ID 0),
+          reach below O(floor) into system accounts, or reach past ID 2^32-1. The M(fleetid.subid.subids) role
+          fails such a host, or removes those owners' lines with C(subids_unsafe_lines=remove).
+      type: list
+      elements: dict
+      sample: [{file: /etc/subuid, line: 3, name: root, kind: maps_root, message: "/etc/subuid line 3 (root:0:65536) contains ID 0: its owner can become the host's root"}]
     pending_shifts:
       description:
         - Storage shifts of M(fleetid.subid.storage_shift) begun and not yet closed on this host (a run stopped
@@ -175,6 +191,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetid.subid.plugins.module_utils._accounts import aliases_of
 from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, getent
+from ansible_collections.fleetid.subid.plugins.module_utils._host_report import unsafe_lines
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_FLOOR
 from ansible_collections.fleetid.subid.plugins.module_utils._storage_shift import ShiftError, pending_shifts
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import written_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
@@ -228,7 +246,8 @@ def host_state(module, names, accounts, resolved_groups):
     the ranges the owners' lines hold now."""
     texts = read_texts(module)
     present = []
-    for entry in SubidFile(module.params["subuid_path"], texts["subuid"]).entries:
+    files = [SubidFile(module.params[kind + "_path"], texts[kind]) for kind in ("subuid", "subgid")]
+    for entry in files[0].entries:
         if not entry.ignored and entry.owner not in present:
             present.append(entry.owner)
     cache = {}  # owner field -> pwd entry, looked up once for both files
@@ -249,8 +268,10 @@ def host_state(module, names, accounts, resolved_groups):
         pending = pending_shifts()
     except ShiftError as exc:
         module.fail_json(msg=str(exc))
+    managed = set().union(*[aliases_of(name, cache) for name in names]) if names else set()
     return {"resolved_ids": resolved_ids(accounts, resolved_groups), "present_owners": present,
-            "current_ranges": current, "podman_state": state, "pending_shifts": pending}
+            "current_ranges": current, "podman_state": state, "pending_shifts": pending,
+            "unsafe_lines": unsafe_lines(files, module.params["floor"], managed)}
 
 
 def main():
@@ -258,6 +279,7 @@ def main():
         argument_spec=dict(SUBID_PATHS_SPEC, **{
             "groups": {"type": "list", "elements": "raw", "default": []},
             "owners": {"type": "list", "elements": "raw", "default": []},
+            "floor": {"type": "int", "default": DEFAULT_FLOOR},
         }),
         supports_check_mode=True,
     )
@@ -302,7 +324,8 @@ def main():
         added=dict(added),
         accounts=accounts,
         unresolved=[name for name in names if name not in accounts],
-        host_state=host_state(module, names, accounts, resolved_groups),
+        host_state=dict(host_state(module, names, accounts, resolved_groups),
+                        unresolved=[name for name in names if name not in accounts]),
     )
 
 

@@ -7,7 +7,7 @@ holds the two together)."""
 
 from __future__ import annotations
 
-from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_BLOCK_SIZE, DEFAULT_FLOOR
+from ansible_collections.fleetid.subid.plugins.module_utils.ranges import DEFAULT_BLOCK_SIZE, DEFAULT_FLOOR, DEFAULT_MIN_COUNT
 
 _RANGE = {
     "start": {"type": "int", "required": True},
@@ -26,5 +26,6 @@ POOL = {
         "reserved": {"type": "list", "elements": "dict", "default": [], "options": _RANGE},
         "block_size": {"type": "int", "default": DEFAULT_BLOCK_SIZE},
         "floor": {"type": "int", "default": DEFAULT_FLOOR},
+        "min_count": {"type": "int", "default": DEFAULT_MIN_COUNT},
     },
 }

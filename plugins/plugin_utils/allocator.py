@@ -34,6 +34,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger import (
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_FLOOR,
+    DEFAULT_MIN_COUNT,
     ID_LIMIT,
     IdRange,
     RangeError,
@@ -69,7 +70,7 @@ class AllocationError(FleetidError):
     """The request cannot be met; nothing is to be written. The message says why."""
 
 
-class Pool(collections.namedtuple("Pool", "ranges reserved block_size floor")):
+class Pool(collections.namedtuple("Pool", "ranges reserved block_size floor min_count", defaults=(DEFAULT_MIN_COUNT,))):
     """The pool as parse_pool checked it: ``ranges`` and ``reserved`` are sorted IdRanges."""
 
     __slots__ = ()
@@ -114,8 +115,8 @@ def parse_pool(spec):
     """A checked Pool from the ``pool`` option (a dict)."""
     if not isinstance(spec, dict):
         raise RangeError("pool must be a mapping with 'ranges' (and optionally 'reserved', "
-                         "'block_size', 'floor')")
-    unknown = sorted(set(spec) - {"ranges", "reserved", "block_size", "floor"})
+                         "'block_size', 'floor', 'min_count')")
+    unknown = sorted(set(spec) - {"ranges", "reserved", "block_size", "floor", "min_count"})
     if unknown:
         raise RangeError("pool has unknown key(s): %s" % ", ".join(unknown))
     floor = to_int(spec.get("floor", DEFAULT_FLOOR), "pool floor")
@@ -124,6 +125,14 @@ def parse_pool(spec):
     block_size = to_int(spec.get("block_size", DEFAULT_BLOCK_SIZE), "pool block_size")
     if block_size < 1:
         raise RangeError("pool block_size must be at least 1")
+    min_count = to_int(spec.get("min_count", DEFAULT_MIN_COUNT), "pool min_count")
+    if min_count < 1:
+        raise RangeError("pool min_count must be at least 1")
+    if block_size < min_count:
+        raise RangeError(
+            "pool block_size %d is below min_count %d: an owner given %d IDs cannot map a container's 0-65535 "
+            "(a file owned by nobody, 65534, fails). Raise block_size, or set min_count: %d in the pool if the "
+            "owners really need fewer" % (block_size, min_count, block_size, block_size))
 
     def ranges_of(key, required):
         items = spec.get(key) or []
@@ -148,7 +157,7 @@ def parse_pool(spec):
     overlapping = find_overlaps(ranges)
     if overlapping:
         raise RangeError("pool ranges overlap: %s and %s" % overlapping[0])
-    return Pool(sorted(ranges), sorted(reserved), block_size, floor)
+    return Pool(sorted(ranges), sorted(reserved), block_size, floor, min_count)
 
 
 def parse_owners(owners, pool, refused=None):
@@ -167,7 +176,7 @@ def parse_owners(owners, pool, refused=None):
             item = {"name": item}
         if not isinstance(item, dict) or "name" not in item:
             raise RangeError("each owner must be a name or a mapping with 'name', got %r" % (item,))
-        unknown = sorted(set(item) - {"name", "count", "scope", "state"})
+        unknown = sorted(set(item) - {"name", "count", "scope", "state", "may_be_absent"})
         if unknown:
             raise RangeError("owner %r has unknown key(s): %s" % (item["name"], ", ".join(unknown)))
         name = item["name"]
@@ -198,6 +207,11 @@ def parse_owners(owners, pool, refused=None):
                 "(0-65535, with nobody at 65534), got %d" % (
                     name, SERVICE_MIN_COUNT[name],
                     "Docker --userns-remap" if name == "dockremap" else "Podman/CRI-O --userns=auto", count))
+        if count < pool.min_count and state in ("present", "reactivated"):
+            raise RangeError(
+                "count of owner %r is %d, below the pool's min_count %d: its containers could not map 0-65535 "
+                "(a file owned by nobody, 65534, fails). Give it %d or more, or lower min_count in the pool if it "
+                "really needs fewer" % (name, count, pool.min_count, pool.min_count))
         if (name, scope) in seen:
             raise RangeError("owner %r (scope %s) is listed twice" % (name, scope))
         if name == KUBELET and state == "present" and any(

@@ -63,6 +63,38 @@ def in_step(current, entries):
                for kind in ("subuid", "subgid"))
 
 
+# Owners read by name without an account: rootful Podman and CRI-O (containers) and
+# Docker before its first start (dockremap, which it creates then).
+ACCOUNTLESS_OWNERS = ("containers", "dockremap")
+
+
+def unresolved_owners(owners, here, play, refuse):
+    """The owners without an account on this host (``here``, owners_info's unresolved) and
+    those without one on any host of the play (``play``: each host's unresolved), most
+    often a typo. Returns (warnings, refused [{name, reason}]): with ``refuse``, an owner
+    that resolves nowhere is refused unless it is marked ``may_be_absent``."""
+    marked = {o["name"] for o in owners if isinstance(o, dict) and o.get("may_be_absent")}
+    nowhere = set.intersection(*[set(names) for names in play]) if play else set(here)
+    warnings, refused = [], []
+    for name in here:
+        if name in marked or name in ACCOUNTLESS_OWNERS:
+            continue
+        if name in nowhere and refuse:
+            refused.append({"name": name, "reason": (
+                "it has no account on any host of this play (getent passwd %s finds nothing), most often a typo. "
+                "Fix the name, or list it as {name: %s, may_be_absent: true} if it is a directory account that may "
+                "be absent" % (name, name))})
+        elif name in nowhere:
+            warnings.append(
+                "%s has no account on any host of this play (getent passwd %s finds nothing): it gets a fleet-wide "
+                "block and lines all the same. A typo? Fix the name; or mark it {name: %s, may_be_absent: true}; "
+                "subids_unknown_owners: refuse refuses such owners" % (name, name, name))
+        else:
+            warnings.append("%s has no account on this host: it gets its block's lines here all the same "
+                            "(mark it {name: %s, may_be_absent: true} where that is expected)" % (name, name))
+    return warnings, refused
+
+
 def storage_moves(current, entries, podman_state, move, pending):
     """Who of the owners whose lines here hold other ranges than ``entries`` has Podman state
     (``podman_state``: owner -> evidence): their storage's files are owned by IDs of the

@@ -17,7 +17,9 @@ from conftest import ansible_env, by_hand, run_playbook, sealed
 from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger
 from ansible_collections.fleetid.subid.plugins.module_utils.ranges import find_overlaps
 
-POOL = {"ranges": [{"start": 100000, "count": 600000000}], "reserved": [{"start": 1000000, "count": 500000}]}
+# min_count 1000: each host's own user takes a small count, so blocks of all sizes interleave.
+POOL = {"ranges": [{"start": 100000, "count": 600000000}], "reserved": [{"start": 1000000, "count": 500000}],
+        "min_count": 1000}
 
 PLAYBOOK = """\
 - name: Allocate subordinate IDs

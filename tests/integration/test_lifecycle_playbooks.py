@@ -205,3 +205,48 @@ def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_p
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def test_an_owner_with_no_account_anywhere_is_named_and_refused_when_asked(tmp_path, real_files):
+    """A typo in subid_owners (alcie for alice): said plainly, and with
+    subids_unknown_owners: refuse, nothing is allocated or written for it."""
+    typo = "fq" + uuid.uuid4().hex[:6]  # no such account
+    (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
+    varfile = write_vars(tmp_path, subid_owners=["root", typo])
+    warned = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile)
+    text = " ".join((warned.stdout + warned.stderr).split())
+    assert ("localhost: %s has no account on any host of this play (getent passwd %s finds nothing): it gets a "
+            "fleet-wide block and lines all the same. A typo?" % (typo, typo)) in text, text
+    assert "%s:" % typo in Path("/etc/subuid").read_text()
+
+    refused_vars = write_vars(tmp_path, subid_owners=["root", typo + "x"], subids_unknown_owners="refuse",
+                              subid_ledger=str(tmp_path / "other-ledger.yml"),
+                              subid_pool={"ranges": [{"start": 30000000, "count": 10000000}]})
+    refused = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % refused_vars)
+    text = " ".join((refused.stdout + refused.stderr).split())
+    assert "owner %r is refused, nothing was allocated or written for it: it has no account on any host of this " \
+           "play" % (typo + "x") in text, text
+    assert typo + "x" not in (tmp_path / "other-ledger.yml").read_text()
+    assert "root" in (tmp_path / "other-ledger.yml").read_text()  # the host's other owners are served
+    assert typo + "x:" not in Path("/etc/subuid").read_text()
+
+
+def test_a_line_of_another_owner_that_maps_root_fails_the_host_until_removed(tmp_path, real_files):
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with open(path, "a") as handle:
+            handle.write("root:0:65536\n")
+    line = len(Path("/etc/subuid").read_text().splitlines())
+    (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
+    varfile = write_vars(tmp_path, subid_owners=["nobody"])
+    files = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+    for flags in (("--check",), ()):
+        refused = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, *flags, check=False)
+        text = " ".join(refused.stdout.split())
+        assert refused.returncode == 2, text
+        assert ("/etc/subuid line %d (root:0:65536) contains ID 0: its owner can become the host's root" % line) in text
+        assert "Nothing was allocated or written on this host" in text and "subids_unsafe_lines=remove" in text
+        assert {p: Path(p).read_bytes() for p in files} == files
+        assert not (tmp_path / "subid-ledger.yml").exists()
+    removed = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, "-e", "subid_unsafe_lines=remove")
+    assert "root:0:65536" not in Path("/etc/subuid").read_text() + Path("/etc/subgid").read_text(), removed.stdout
+    assert "nobody:9000000:65536\n" in Path("/etc/subuid").read_text()

@@ -113,7 +113,7 @@ WRITER = textwrap.dedent("""\
     from ansible_collections.fleetid.subid.plugins.plugin_utils import ledger_service as s
     from ansible_collections.fleetid.subid.plugins.plugin_utils.allocator import parse_owners, parse_pool
     uri, batch, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    pool = parse_pool({"ranges": [{"start": 100000, "count": 2000000000}], "block_size": 1000})
+    pool = parse_pool({"ranges": [{"start": 100000, "count": 2000000000}], "block_size": 1000, "min_count": 1000})
     with s.open_ledger(uri, lock_timeout=30) as store:
         print("ready", flush=True)
         s.allocate(store, pool, parse_owners(["%s-%05d" % (batch, i) for i in range(size)], pool), "h", "2026-11-28")

@@ -91,4 +91,4 @@ def test_the_pool_is_documented_once_for_every_action(docs, action):
     """One doc fragment (fleetid.subid.pool) for the option the three actions share."""
     source = (TOP / "plugins" / "modules" / ("%s.py" % action)).read_text()
     assert "fleetid.subid.pool" in source and "\n  pool:\n" not in source
-    assert set(docs[action]["options"]["pool"]["suboptions"]) == {"ranges", "reserved", "block_size", "floor"}
+    assert set(docs[action]["options"]["pool"]["suboptions"]) == {"ranges", "reserved", "block_size", "floor", "min_count"}

@@ -77,8 +77,8 @@ def test_container_engine_owners_get_at_least_the_16_bit_space(name, engine):
     with pytest.raises(RangeError, match=r"count of owner '%s' must be at least 65536: .*%s.* got 65535"
                        % (name, engine)):
         run([], [{"name": name, "scope": "host", "count": 65535}])
-    small_blocks = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000})
-    with pytest.raises(RangeError, match="got 1000"):  # the pool's default count is not enough either
+    small_blocks = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000, "min_count": 1000})
+    with pytest.raises(RangeError, match="got 1000"):  # even where the pool allows small counts
         run([], [name], pool=small_blocks)
     assert entries(run([], [{"name": name, "scope": "host", "count": 65536}]))[name] == [(100000, 65536)]
 
@@ -88,7 +88,7 @@ def test_growth_adds_a_block_and_never_moves_the_first():
     grown = run(first.blocks, [{"name": "alice", "count": 4194304}])
     assert entries(grown)["alice"] == [(100000, 65536), (231072, 4194304 - 65536)]
     assert sum(c for s, c in entries(grown)["alice"]) == 4194304
-    smaller = run(grown.blocks, [{"name": "alice", "count": 1000}])
+    smaller = run(grown.blocks, [{"name": "alice", "count": 65536}])
     assert not smaller.changed and entries(smaller) == entries(grown)
 
 
@@ -258,7 +258,7 @@ def pools(draw):
     reserved = [{"start": draw(st.integers(0, 3000000)), "count": draw(st.integers(1, 400000))}
                 for dummy in range(draw(st.integers(0, 2)))]
     block = draw(st.sampled_from([1, 1000, 65536]))
-    return parse_pool({"ranges": ranges, "reserved": reserved, "block_size": block, "floor": floor})
+    return parse_pool({"ranges": ranges, "reserved": reserved, "block_size": block, "floor": floor, "min_count": 1})
 
 
 def check_invariants(blocks, pool):
@@ -344,3 +344,16 @@ def test_the_pool_withholds_the_ids_below_its_floor_and_its_reserved_ranges_and_
     ]
     assert pool.refusals(IdRange(1000009, 1), "alice's line") == [
         "alice's line overlaps the reserved range 1000000-1000009 (10 IDs)"]
+
+
+def test_blocks_and_counts_below_the_16_bit_space_are_refused_unless_the_pool_says_so():
+    ranges = [{"start": 100000, "count": 10000000}]
+    with pytest.raises(RangeError, match=r"pool block_size 50000 is below min_count 65536: .* set min_count: 50000"):
+        parse_pool({"ranges": ranges, "block_size": 50000})
+    with pytest.raises(RangeError, match=r"count of owner 'alice' is 50000, below the pool's min_count 65536"):
+        run([], [{"name": "alice", "count": 50000}])
+    small = parse_pool({"ranges": ranges, "block_size": 50000, "min_count": 50000})
+    assert (small.block_size, small.min_count) == (50000, 50000)
+    assert entries(run([], ["alice"], pool=small))["alice"] == [(100000, 50000)]
+    # Only owners asked to be present need the IDs: releasing a small old block is fine.
+    assert parse_owners([{"name": "old", "count": 10, "state": "released"}], POOL)[0].count == 10

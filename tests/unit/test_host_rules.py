@@ -65,3 +65,19 @@ def test_a_shift_begun_and_not_closed_is_finished_whatever_move_says():
         current = {"subuid": {"alice": lines}, "subgid": {"alice": lines}}
         assert storage_moves(current, entries, {}, set(), {"alice": {"owner": "alice"}}) == (
             [], [{"owner": "alice", "subuid": [[100000, 65536]], "subgid": [[100000, 65536]]}])
+
+
+def test_an_owner_without_an_account_anywhere_in_the_play_is_named_and_refused_on_request():
+    from ansible_collections.fleetid.subid.plugins.plugin_utils.host_rules import unresolved_owners
+
+    owners = ["alice", "alcie", {"name": "dora", "may_be_absent": True}, "containers", "erik"]
+    here = ["alcie", "dora", "containers", "erik"]
+    play = [["alcie", "dora", "containers", "erik"], ["alcie", "dora", "containers"]]  # erik exists on host 2
+    warnings, refused = unresolved_owners([o for o in owners if isinstance(o, dict)], here, play, refuse=False)
+    assert refused == []
+    assert [w.split(" ", 1)[0] for w in warnings] == ["alcie", "erik"]  # dora marked, containers read by name
+    assert "alcie has no account on any host of this play (getent passwd alcie finds nothing)" in warnings[0]
+    assert "A typo?" in warnings[0] and "erik has no account on this host" in warnings[1]
+    warnings, refused = unresolved_owners([{"name": "dora", "may_be_absent": True}], here, play, refuse=True)
+    assert [r["name"] for r in refused] == ["alcie"] and [w.split(" ", 1)[0] for w in warnings] == ["erik"]
+    assert "{name: alcie, may_be_absent: true}" in refused[0]["reason"]

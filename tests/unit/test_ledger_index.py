@@ -18,7 +18,7 @@ from ansible_collections.fleetid.subid.plugins.plugin_utils.ledger_service impor
 
 FIRST = ledger.HEADER.count("\n") + 3  # the line of a rendered ledger's first block
 
-POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000})
+POOL = parse_pool({"ranges": [{"start": 100000, "count": 600000000}], "block_size": 1000, "min_count": 1000})
 TODAY = "2026-11-28"
 
 
