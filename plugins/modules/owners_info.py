@@ -170,7 +170,12 @@ host_state:
           fails such a host, or removes those owners' lines with C(subids_unsafe_lines=remove).
       type: list
       elements: dict
-      sample: [{file: /etc/subuid, line: 3, name: root, kind: maps_root, message: "/etc/subuid line 3 (root:0:65536) contains ID 0: its owner can become the host's root"}]
+      sample:
+        - file: /etc/subuid
+          line: 3
+          name: root
+          kind: maps_root
+          message: "/etc/subuid line 3 (root:0:65536) contains ID 0: its owner can become the host's root"
     pending_shifts:
       description:
         - Storage shifts of M(fleetid.subid.storage_shift) begun and not yet closed on this host (a run stopped

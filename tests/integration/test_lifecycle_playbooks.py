@@ -250,3 +250,34 @@ def test_a_line_of_another_owner_that_maps_root_fails_the_host_until_removed(tmp
     removed = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, "-e", "subid_unsafe_lines=remove")
     assert "root:0:65536" not in Path("/etc/subuid").read_text() + Path("/etc/subgid").read_text(), removed.stdout
     assert "nobody:9000000:65536\n" in Path("/etc/subuid").read_text()
+
+
+def test_a_returning_person_is_onboarded_with_the_old_block_only_when_reactivated(tmp_path, real_files):
+    name = "fr" + uuid.uuid4().hex[:6]
+    account = {"name": name, "uid": 2951}
+    common = dict(rootless_podman_install=False, rootless_podman_proof="maps",
+                  rootless_podman_proof_dir=str(tmp_path / "proofs"))
+    onboard, offboard = TOP / "playbooks" / "onboard.yml", TOP / "playbooks" / "offboard.yml"
+    try:
+        run_playbook(onboard, "-e", "@%s" % write_vars(tmp_path, subid_accounts=[account], **common), "-c", "local",
+                     env=PODMAN_ENV)
+        run_playbook(offboard, "-e", "@%s" % write_vars(tmp_path), "-e", '{"subid_offboard": ["%s"]}' % name,
+                     "-c", "local")
+        assert "%s:" % name not in Path("/etc/subuid").read_text()
+        ledger = tmp_path / "subid-ledger.yml"
+        quarantined = ledger.read_bytes()
+        again = run_playbook(onboard, "-e", "@%s" % write_vars(tmp_path, subid_accounts=[account], **common),
+                             "-c", "local", env=PODMAN_ENV, check=False)
+        text = " ".join((again.stdout + again.stderr).split())
+        assert "%s is skipped, nothing was allocated or written for it: its block 9000000-9065535 (65536 IDs) is quarantined" \
+            % name in text, text
+        assert "list it as {name: %s, state: reactivated}" % name in text
+        assert again.returncode != 0  # and the proof says the account has no range here
+        assert ledger.read_bytes() == quarantined and "%s:" % name not in Path("/etc/subuid").read_text()
+        back = run_playbook(onboard, "-e", "@%s" % write_vars(
+            tmp_path, subid_accounts=[dict(account, state="reactivated")], **common), "-c", "local", env=PODMAN_ENV)
+        assert "%s:9000000:65536\n" % name in Path("/etc/subuid").read_text(), back.stdout
+        assert "state: active" in ledger.read_text()
+    finally:
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        subprocess.run(["groupdel", name], check=False, capture_output=True)
