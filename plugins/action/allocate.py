@@ -113,7 +113,7 @@ class ActionModule(FleetidAction):
                     owner, owner, "" if len(quarantined) == 1 else "s", owner))
         for hold in holds:
             result.setdefault("warnings", []).append(
-                "%s: %s keeps %s here, not the ledger's %s: %s has Podman state (%s), whose files are owned by IDs "
+                "%s: %s keeps %s here, not the ledger's %s: %s has container state (%s), whose files are owned by IDs "
                 "of the current range and would show as nobody (65534) in every container after a move. Nothing "
                 "was written for %s. To move %s with its storage, list %s in subid_move (its containers stopped: "
                 "the move gives each file the matching ID of the new range); to keep this range everywhere, adopt "

@@ -222,6 +222,15 @@ def podman_state(name, uid, home, in_namespace, system_confs=SYSTEM_STORAGE_CONF
     return evidence
 
 
+def docker_remap_root(subuid, subgid, docker_root="/var/lib/docker"):
+    """Where dockerd --userns-remap keeps its data for the first ranges of ``dockremap``
+    (``[start, count]`` lists): /var/lib/docker/UID.GID, or None when there is none."""
+    if not subuid or not subgid:
+        return None
+    path = os.path.join(docker_root, "%d.%d" % (subuid[0][0], subgid[0][0]))
+    return path if os.path.isdir(path) else None
+
+
 def proof_digest(facts):
     """SHA-256 of what a rootless proof proved: the user, the maps, the image and options."""
     text = json.dumps(facts, sort_keys=True, separators=(",", ":"))

@@ -177,7 +177,7 @@ options:
       unsafe_lines:
         description:
           - Lines of other owners that map root, IDs below the floor or past 2^32-1
-            (RV(fleetid.subid.owners_info#module:host_state.unsafe_lines)). Not used here; the M(fleetid.subid.subids)
+            (RV(fleetid.subid.owners_info#module:host_state.unsafe_lines)). Not used here; the C(fleetid.subid.subids) role
             role acts on them before it allocates.
         type: list
         elements: dict

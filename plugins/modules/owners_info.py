@@ -166,7 +166,7 @@ host_state:
     unsafe_lines:
       description:
         - The lines of owners not in RV(owners) that let their owner become the host's root (a range with ID 0),
-          reach below O(floor) into system accounts, or reach past ID 2^32-1. The M(fleetid.subid.subids) role
+          reach below O(floor) into system accounts, or reach past ID 2^32-1. The C(fleetid.subid.subids) role
           fails such a host, or removes those owners' lines with C(subids_unsafe_lines=remove).
       type: list
       elements: dict
@@ -202,7 +202,11 @@ from ansible_collections.fleetid.subid.plugins.module_utils._storage_shift impor
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_edit import written_ranges
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_transaction import SubidTransaction
-from ansible_collections.fleetid.subid.plugins.module_utils.rootless import namespaced_owners, podman_state
+from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
+    docker_remap_root,
+    namespaced_owners,
+    podman_state,
+)
 from ansible_collections.fleetid.subid.plugins.module_utils.directory import (
     DirectoryError,
     group_members,
@@ -269,6 +273,11 @@ def host_state(module, names, accounts, resolved_groups):
         evidence = podman_state(name, accounts[name]["uid"], accounts[name]["home"], in_namespace)
         if evidence:
             state[name] = evidence
+    # Docker's remapped data is owned by the IDs of dockremap's first range, in a folder named after them.
+    if "dockremap" in names and (current["subuid"] or {}).get("dockremap"):
+        docker = docker_remap_root(current["subuid"]["dockremap"], (current["subgid"] or {}).get("dockremap"))
+        if docker:
+            state.setdefault("dockremap", []).append("Docker data %s" % docker)
     try:
         pending = pending_shifts()
     except ShiftError as exc:

@@ -78,7 +78,7 @@ attributes:
     support: full
     platforms: posix
 notes:
-  - Run it as root. The role M(fleetid.subid.subids) runs it for the owners listed in C(subid_move).
+  - Run it as root. The role C(fleetid.subid.subids) runs it for the owners listed in C(subid_move).
 seealso:
   - module: fleetid.subid.rootless_migrate
   - module: fleetid.subid.allocate
@@ -156,7 +156,11 @@ from ansible_collections.fleetid.subid.plugins.module_utils._storage_shift impor
     write_manifest,
 )
 from ansible_collections.fleetid.subid.plugins.module_utils._subid_read import SUBID_PATHS_SPEC, SubidFile
-from ansible_collections.fleetid.subid.plugins.module_utils.rootless import storage_paths, user_namespaces
+from ansible_collections.fleetid.subid.plugins.module_utils.rootless import (
+    docker_remap_root,
+    storage_paths,
+    user_namespaces,
+)
 from ansible_collections.fleetid.subid.plugins.module_utils.shadow_lock import UnsafePathError, read_regular
 
 SPEC = dict(SUBID_PATHS_SPEC, **{
@@ -230,6 +234,11 @@ def plan(module, request, account):
                    os.path.join(JOURNAL_DIR, "uid-%d.json" % account.pw_uid)))
         return manifest, True
     old = {kind: granted(module.params[kind + "_path"], keys) for kind in ("subuid", "subgid")}
+    docker = docker_remap_root(old["subuid"], old["subgid"]) if name == "dockremap" else None
+    if docker and old["subuid"] != target["subuid"]:
+        raise ShiftError("dockremap: not moved, Docker's remapped data in %s is owned by the IDs of the current "
+                         "range and is not shifted by this module (dockerd would start with empty storage in a new "
+                         "folder). Keep the range (adopt it), or stop dockerd and remove that folder first" % docker)
     shifts = {kind: IdShift(old[kind], target[kind]) for kind in old}
     roots = {}
     for root in _roots(name, account):

@@ -189,7 +189,7 @@ def test_an_owner_with_storage_whose_host_lines_differ_is_held_until_moved(tmp_p
         for flags in (("--check",), ()):
             held = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, *flags)
             text = " ".join((held.stdout + held.stderr).split())
-            assert ("localhost: %s keeps 7000000+65536 here, not the ledger's 9000000+65536: %s has Podman state "
+            assert ("localhost: %s keeps 7000000+65536 here, not the ledger's 9000000+65536: %s has container state "
                     "(storage /home/%s/.local/share/containers/storage), whose files" % (name, name, name)) in text, text
             assert "To move %s with its storage, list %s in subid_move" % (name, name) in text
             assert [Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")] == files
@@ -281,3 +281,36 @@ def test_a_returning_person_is_onboarded_with_the_old_block_only_when_reactivate
     finally:
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
         subprocess.run(["groupdel", name], check=False, capture_output=True)
+
+
+def test_dockers_remapped_data_holds_dockremap_and_a_move_is_refused(tmp_path, real_files):
+    """dockerd --userns-remap made dockremap:7000000:65536 and keeps its data in
+    /var/lib/docker/7000000.7000000: the ledger's other block would strand it."""
+    created = subprocess.run(["useradd", "--system", "--no-create-home", "dockremap"], capture_output=True,
+                             check=False).returncode == 0
+    data = Path("/var/lib/docker/7000000.7000000")
+    made_docker = not Path("/var/lib/docker").exists()
+    data.mkdir(parents=True, exist_ok=False)
+    try:
+        for path in ("/etc/subuid", "/etc/subgid"):
+            with open(path, "a") as handle:
+                handle.write("dockremap:7000000:65536\n")
+        (tmp_path / "subids.yml").write_text(SUBIDS_PLAY)
+        varfile = write_vars(tmp_path, subid_owners=["dockremap"])
+        files = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+        held = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile)
+        text = " ".join((held.stdout + held.stderr).split())
+        assert ("dockremap keeps 7000000+65536 here, not the ledger's 9000000+65536: dockremap has container state "
+                "(Docker data /var/lib/docker/7000000.7000000)") in text, text
+        assert {p: Path(p).read_bytes() for p in files} == files
+        moved = run_playbook(tmp_path / "subids.yml", "-e", "@%s" % varfile, "-e", '{"subid_move": ["dockremap"]}',
+                             check=False)
+        assert moved.returncode != 0
+        assert "dockremap: not moved, Docker's remapped data in /var/lib/docker/7000000.7000000" in moved.stdout
+        assert {p: Path(p).read_bytes() for p in files} == files
+    finally:
+        data.rmdir()
+        if made_docker:
+            Path("/var/lib/docker").rmdir()
+        if created:
+            subprocess.run(["userdel", "dockremap"], check=False)

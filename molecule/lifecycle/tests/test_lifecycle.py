@@ -42,8 +42,10 @@ def test_ledger_states(ledger):
 @pytest.mark.parametrize("path", ["/etc/subuid", "/etc/subgid"])
 def test_host_files(path):
     first, second = lines(HOSTS[0], path), lines(HOSTS[1], path)
-    # Adopted and held entries are untouched; the seeded dangerous lines are not ours to change.
-    assert first[:4] == ["alice:100000:65536", "bob:165536:65536", "mallory:0:65536", "trudy:1990:100"]
+    # Adopted and held entries are untouched; mallory's line over root is removed
+    # (subid_unsafe_lines: remove), trudy's over host UIDs is left for the audit.
+    assert first[:3] == ["alice:100000:65536", "bob:165536:65536", "trudy:1990:100"]
+    assert not [line for line in first if line.startswith("mallory:")]
     assert second[:2] == ["alice:100000:65536", "bob:300000:65536"]
     for content in (first, second):
         assert "carol:1000000:65536" in content
@@ -60,20 +62,20 @@ def test_offboarded_account_storage_was_reset():
 def test_audit_report_names_each_problem(report):
     found = {(f["host"], f["kind"], f["owner"]) for f in report["findings"]}
     # subid_info's findings on a line name that line's owner
-    assert ("subid-life-1", "maps_root", "mallory") in found
+    assert not [f for f in report["findings"] if f["owner"] == "mallory"]  # removed by site
     assert ("subid-life-1", "host_id_collision", "trudy") in found  # trudy over UID 2001
-    assert {("subid-life-1", "unknown_owner", "mallory"), ("subid-life-1", "unknown_owner", "trudy")} <= found
+    assert ("subid-life-1", "unknown_owner", "trudy") in found
     for host in HOSTS:
         assert (host, "unmanaged", "bob") in found  # held: not in the ledger, left alone
     messages = [f["message"] for f in report["findings"]]
-    assert any("mallory:0:65536) contains ID 0" in m for m in messages)
     assert any("trudy:1990:100) contains UID 2001" in m for m in messages)
-    assert report["summary"]["critical"] >= 2
+    assert report["summary"]["critical"] >= 1
     assert not [f for f in report["findings"] if f["owner"] in ("alice", "carol")]
     with open(os.path.join(EPHEMERAL, "reports", "subid-audit.md")) as handle:
         # one row per line of a host, every kind found on it; _ escaped too
         rows = [row for row in handle.read().splitlines() if row.startswith("| critical | subid-life-1 | ")]
         cells = [row.split(" | ") for row in rows]  # severity, host, kinds, owner, file:line, finding
-        assert any("maps\\_root" in c[2] and c[3] == "mallory" and c[4].startswith("/etc/subuid:") for c in cells), rows
+        assert any("host\\_id\\_collision" in c[2] and c[3] == "trudy" and c[4].startswith("/etc/subuid:")
+                   for c in cells), rows
     with open(os.path.join(EPHEMERAL, "reports", "subid-idspace.svg")) as handle:
         assert "alice (fleet) 100000-165535 (65536 IDs) active" in handle.read()
