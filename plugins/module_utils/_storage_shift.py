@@ -158,7 +158,7 @@ def _chown(name, dir_fd, st, uid, gid):
         os.close(fd)
 
 
-def apply(root_fd, entries, on_change=None):
+def apply(root_fd, entries):
     """Give each listed file its new owner. A file already at its new owner is done; one at
     neither its old nor its new owner changed meanwhile and is reported, not touched.
     Returns (changed, already, gone, conflicts)."""
@@ -185,8 +185,6 @@ def apply(root_fd, entries, on_change=None):
         else:
             _chown(name, dir_fd, st, new_uid, new_gid)
         changed += 1
-        if on_change is not None:
-            on_change(rel)
     return changed, already, len(todo) - len(seen), conflicts
 
 

@@ -23,8 +23,9 @@ description:
   - Refuses, and changes nothing, while any process of the owner runs in a user namespace or any namespace maps
     an ID of the old or the new ranges (stop the containers with C(podman stop --all), then
     C(podman system migrate)), when the storage root is not owned by the owner or is reached through a link
-    swapped meanwhile, when another file system is mounted inside it, and when a file is owned by an old ID past
-    the end of the new ranges.
+    swapped meanwhile, when another file system is mounted inside it (a container still mounted, or the
+    subvolumes of the btrfs storage driver), and when a file is owned by an old ID past the end of the new
+    ranges.
   - The storage is each place M(fleetid.subid.rootless_migrate) looks (C(graphroot) of the user's
     C(storage.conf), C(rootless_storage_path), C(~/.local/share/containers/storage)) that exists.
   - Resumable. Before the first file changes, a manifest under C(/var/lib/fleetid-subid/shifts) lists every

@@ -116,7 +116,7 @@ def test_a_move_shifts_the_storage_and_the_container_sees_the_same_owners(tmp_pa
     held = run_playbook(tmp_path / "play.yml", "-e", "@%s" % varfile, env=PODMAN_ENV)
     assert "To move %s with its storage, list %s in subid_move" % (name, name) in " ".join((held.stdout + held.stderr).split())
     assert "%s:7000000:4194304\n" % name in Path("/etc/subuid").read_text()
-    files = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid")}
+    files = {p: Path(p).read_bytes() for p in ("/etc/subuid", "/etc/subgid", str(tmp_path / "subid-ledger.yml"))}
     podman(name, "unshare", "true")  # the pause process runs again
     busy = run_playbook(tmp_path / "play.yml", "-e", "@%s" % varfile, "-e", '{"subid_move": ["%s"]}' % name,
                         env=PODMAN_ENV, check=False)
@@ -126,11 +126,13 @@ def test_a_move_shifts_the_storage_and_the_container_sees_the_same_owners(tmp_pa
     assert os.stat(setuid_file).st_uid == 7000000 + 999
     stop_everything(name)
 
+    assert not JOURNAL.exists() or list(JOURNAL.glob("uid-*.json")) == []  # no manifest of a refused shift
     checked = run_playbook(tmp_path / "play.yml", "--check", "-e", "@%s" % varfile, "-e",
                            '{"subid_move": ["%s"]}' % name, env=PODMAN_ENV)
     assert "would be given new owners from UIDs 7000000-11194303, GIDs 7000000-11194303 to UIDs 9000000-13194303" \
         in " ".join(checked.stdout.split()), checked.stdout
     assert os.stat(setuid_file).st_uid == 7000000 + 999
+    assert {p: Path(p).read_bytes() for p in files} == files
 
     moved = run_playbook(tmp_path / "play.yml", "-e", "@%s" % varfile, "-e", '{"subid_move": ["%s"]}' % name,
                          env=PODMAN_ENV)
