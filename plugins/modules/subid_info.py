@@ -245,6 +245,8 @@ findings:
       differently. This covers C(#) comments (Docker Desktop), whitespace (Podman), numbers that are not
       plain decimal such as a leading zero (Go reads base 10, shadow base 0), a range that ends at ID
       4294967295 (2^32-1, the kubelet), and numeric owners. The message names the file, the line and the problem."
+    - "V(unfinished_shift) (critical): a storage shift of M(fleetid.subid.storage_shift) was begun and not closed
+      (the run stopped in the middle); the next run of the subids role finishes it."
     - "V(helper_missing) (critical): newuidmap or newgidmap is not installed."
     - "V(helper_not_privileged) (critical): the helper is neither setuid root nor has its file capability."
     - "V(userns_disabled): unprivileged user namespaces are off (critical), or AppArmor restricts them (warning)."
@@ -293,6 +295,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetid.subid.plugins.module_utils._storage_shift import JOURNAL_DIR, ShiftError, pending_shifts
 from ansible_collections.fleetid.subid.plugins.module_utils._accounts import Accounts
 from ansible_collections.fleetid.subid.plugins.module_utils._getent import GetentError, host_ids
 from ansible_collections.fleetid.subid.plugins.module_utils._host_report import (
@@ -459,6 +462,25 @@ def file_findings(params, texts):
     return found
 
 
+def shift_findings():
+    """A storage shift begun and not closed: the owner's files are half at the old IDs."""
+    try:
+        pending = pending_shifts()
+    except ShiftError as exc:
+        return [{"severity": "critical", "kind": "unfinished_shift", "file": JOURNAL_DIR, "line": None,
+                 "message": str(exc)}]
+    return [{"severity": "critical", "kind": "unfinished_shift", "file": JOURNAL_DIR, "line": None, "owner": owner,
+             "message": "the storage shift of %s begun %s from UIDs %s to %s is not finished: some of its container "
+                        "files may still be owned by the old IDs. The next run of the subids role (site.yml) "
+                        "finishes it" % (owner, shift["begun"], _spans(shift["subuid"]["from"]),
+                                         _spans(shift["subuid"]["to"]))}
+            for owner, shift in sorted(pending.items())]
+
+
+def _spans(ranges):
+    return ", ".join("%d-%d" % (start, start + count - 1) for start, count in ranges) or "none"
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(SUBID_PATHS_SPEC, **{
@@ -511,6 +533,7 @@ def main():
     found.extend(system_findings(helpers, sysctls, source, params["nsswitch_path"]))
     allocators = systemd_id_allocators()
     found.extend(systemd_window_findings(files, allocators))
+    found.extend(shift_findings())
 
     podman = module.get_bin_path("podman")
     podman_version = None

@@ -164,7 +164,7 @@ runpy.run_module("ansible_collections.fleetid.subid.plugins.modules.storage_shif
 """
 
 
-def test_a_shift_killed_in_the_middle_is_finished_by_the_next_run(tmp_path, owner):
+def test_a_shift_killed_in_the_middle_is_finished_by_the_next_run(tmp_path, owner, run_module):
     """Old 7000000+4194304 and new 9000000+4194304 overlap: after the kill, an ID of the
     overlap alone could not tell a shifted file from one still to shift; the manifest can."""
     name = owner
@@ -195,6 +195,11 @@ def test_a_shift_killed_in_the_middle_is_finished_by_the_next_run(tmp_path, owne
             at["new" if (st.st_uid, st.st_gid) == (new_uid, new_gid) else "old"] += 1
             assert (st.st_uid, st.st_gid) in ((new_uid, new_gid), (old_uid, old_gid))
     assert at["new"] == 10 and at["old"] >= len(layer_files) - 10, at
+    # The audit's host side says so, naming the owner and both ranges.
+    info = run_module("fleetid.subid.subid_info", {})
+    unfinished = [f for f in info["findings"] if f["kind"] == "unfinished_shift"]
+    assert [(f["severity"], f["owner"]) for f in unfinished] == [("critical", name)], info["findings"]
+    assert "from UIDs 7000000-11194303 to 9000000-13194303 is not finished" in unfinished[0]["message"]
 
     # The next routine run (no subid_move) finishes it, then writes the lines and closes it.
     varfile = write_vars(tmp_path, name)
