@@ -76,7 +76,7 @@ def bench(files, work):
     print("--- %d files" % files)
     base = os.path.join(work, "floor")
     build(base, files)
-    wall, cpu, _ = timed(lambda: floor(base))
+    wall, cpu, dummy = timed(lambda: floor(base))
     print("  floor (walk + lchown)    %7.2f s wall  %6.2f s CPU" % (wall, cpu))
     shutil.rmtree(base)
     root = os.path.join(work, "storage")
@@ -87,7 +87,7 @@ def bench(files, work):
         assert len(entries) == files + -(-files // 100) and not lost, len(entries)  # the files and their folders
         print("  scan                     %7.2f s wall  %6.2f s CPU  (%d entries)" % (wall, cpu, len(entries)))
         manifest = os.path.join(work, "manifest.json")
-        wall, cpu, _ = timed(lambda: replace_file(manifest, json.dumps({"roots": {root: entries}}).encode(), 0o600))
+        wall, cpu, dummy = timed(lambda: replace_file(manifest, json.dumps({"roots": {root: entries}}).encode(), 0o600))
         print("  manifest write           %7.2f s wall  %6.2f s CPU  (%.1f MB)"
               % (wall, cpu, os.path.getsize(manifest) / 1e6))
         wall, cpu, result = timed(lambda: apply(fd, entries))
