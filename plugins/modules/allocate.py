@@ -170,7 +170,8 @@ options:
         description:
           - The owners without an account on the host (RV(fleetid.subid.owners_info#module:host_state.unresolved)).
             Each gets a warning, one that says "a typo?" when it resolves on no host of O(play_unresolved). The
-            service owners C(containers) and C(dockremap), read by name, and owners marked C(may_be_absent) get none.
+            service owners C(containers) and C(dockremap), read by name, owners marked C(may_be_absent) and owners
+            being released or reclaimed (whose account may be gone) get none.
         type: list
         elements: str
         default: []

@@ -71,10 +71,13 @@ ACCOUNTLESS_OWNERS = ("containers", "dockremap")
 def unresolved_owners(owners, here, play, refuse):
     """The owners without an account on this host (``here``, owners_info's unresolved) and
     those without one on any host of the play (``play``: each host's unresolved), most
-    often a typo. Returns (warnings, refused [{name, reason}]): with ``refuse``, an owner
-    that resolves nowhere is refused unless it is marked ``may_be_absent``."""
-    marked = {o["name"] for o in owners if isinstance(o, dict) and o.get("may_be_absent")}
-    nowhere = set.intersection(*[set(names) for names in play]) if play else set(here)
+    often a typo; without ``play``, only this host's. Returns (warnings, refused [{name,
+    reason}]): with ``refuse``, an owner that resolves nowhere is refused unless it is
+    marked ``may_be_absent``."""
+    # Marked owners, and leavers (their account may be gone already), are no one's typo.
+    marked = {o["name"] for o in owners
+              if isinstance(o, dict) and (o.get("may_be_absent") or o.get("state") in ("released", "reclaimed"))}
+    nowhere = set.intersection(*[set(names) for names in play]) if play else set()
     warnings, refused = [], []
     for name in here:
         if name in marked or name in ACCOUNTLESS_OWNERS:
@@ -88,7 +91,7 @@ def unresolved_owners(owners, here, play, refuse):
             warnings.append(
                 "%s has no account on any host of this play (getent passwd %s finds nothing): it gets a fleet-wide "
                 "block and lines all the same. A typo? Fix the name; or mark it {name: %s, may_be_absent: true}; "
-                "subids_unknown_owners: refuse refuses such owners" % (name, name, name))
+                "subid_unknown_owners: refuse refuses such owners" % (name, name, name))
         else:
             warnings.append("%s has no account on this host: it gets its block's lines here all the same "
                             "(mark it {name: %s, may_be_absent: true} where that is expected)" % (name, name))

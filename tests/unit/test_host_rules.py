@@ -81,3 +81,8 @@ def test_an_owner_without_an_account_anywhere_in_the_play_is_named_and_refused_o
     warnings, refused = unresolved_owners([{"name": "dora", "may_be_absent": True}], here, play, refuse=True)
     assert [r["name"] for r in refused] == ["alcie"] and [w.split(" ", 1)[0] for w in warnings] == ["erik"]
     assert "{name: alcie, may_be_absent: true}" in refused[0]["reason"]
+    # A leaver whose account is already gone is released all the same, without a word.
+    assert unresolved_owners([{"name": "alcie", "state": "released"}], ["alcie"], [["alcie"]], refuse=True) == ([], [])
+    # Without the play's view, nothing is called a typo or refused.
+    warnings, refused = unresolved_owners([], ["alcie"], [], refuse=True)
+    assert refused == [] and warnings[0].startswith("alcie has no account on this host")
